@@ -1,0 +1,588 @@
+"""speechllm: a frozen speech encoder, the SpeechMapper projector and a causal LM (NAVER LABS Europe, IWSLT 2025/2026).
+
+Read top to bottom: the length function, the encoder wrapper, the SpeechMapper, the stage-A losses, the model.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast, ModelOutput
+from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import SeamlessM4Tv2SpeechEncoder
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+try:
+    from .configuration_speechllm import SpeechLLMConfig, speech_output_lengths
+except ImportError:
+    from configuration_speechllm import SpeechLLMConfig, speech_output_lengths
+
+# Encoder-only classes for configs whose default AutoModel would also build a decoder we never run.
+ENCODER_CLASSES = {"seamless_m4t_v2": SeamlessM4Tv2SpeechEncoder, "whisper": WhisperEncoder}
+LORA_DEFAULTS = {
+    "r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.0,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+
+
+def mapper_output_lengths(feature_lengths: torch.Tensor, config: SpeechLLMConfig) -> torch.Tensor:
+    """Mapper frames produced by clips with `feature_lengths` valid feature-extractor frames."""
+    return speech_output_lengths(
+        feature_lengths, config.encoder_feature_stride, config.frame_average, config.mapper_strides
+    )
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoder wrapper
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def build_speech_encoder(encoder_config) -> nn.Module:
+    encoder_class = ENCODER_CLASSES.get(encoder_config.model_type)
+    if encoder_class is None:
+        return AutoModel.from_config(encoder_config)
+    return encoder_class(encoder_config)
+
+
+def average_frames(frames: torch.Tensor, lengths: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average every `k` consecutive valid frames; a last partial group is averaged over its valid frames only."""
+    if k == 1:
+        return frames, lengths
+    batch, time, dim = frames.shape
+    valid = lengths_to_mask(lengths, time).to(frames.dtype)
+    padded_time = -(-time // k) * k
+    frames = F.pad(frames * valid[..., None], (0, 0, 0, padded_time - time))
+    valid = F.pad(valid, (0, padded_time - time))
+    sums = frames.view(batch, padded_time // k, k, dim).sum(2)
+    counts = valid.view(batch, padded_time // k, k).sum(2).clamp(min=1)
+    return sums / counts[..., None], -(-lengths // k)
+
+
+class SpeechEncoder(nn.Module):
+    """Frozen speech encoder: hidden state of `encoder_layer`, averaged every `frame_average` frames."""
+
+    def __init__(self, config: SpeechLLMConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = build_speech_encoder(config.encoder_config)
+        self.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        # The encoder is frozen: its dropout stays off even while the rest of the model trains.
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def encoder_frame_lengths(self, input_features_mask: torch.Tensor) -> torch.Tensor:
+        stride = self.config.encoder_feature_stride
+        return -(-input_features_mask.sum(-1) // stride)
+
+    def forward(self, input_features: torch.Tensor, input_features_mask: torch.Tensor):
+        with torch.no_grad():
+            outputs = self.encoder(
+                input_features, attention_mask=input_features_mask, output_hidden_states=True, return_dict=True
+            )
+        frames = outputs.hidden_states[self.config.encoder_layer]
+        lengths = self.encoder_frame_lengths(input_features_mask).clamp(max=frames.shape[1])
+        return average_frames(frames, lengths, self.config.frame_average)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SpeechMapper
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class StridedConv(nn.Module):
+    """Conv1d whose output has exactly floor(T / stride) frames (padding kernel − stride, split left/right)."""
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.left_pad = (kernel - stride) // 2
+        self.right_pad = kernel - stride - self.left_pad
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor):
+        frames = F.pad(frames.transpose(1, 2), (self.left_pad, self.right_pad))
+        return self.conv(frames).transpose(1, 2), lengths // self.stride
+
+
+class MapperBlock(nn.Module):
+    """Conv1d (downsampling) → Transformer encoder layers → linear up-projection to the next width."""
+
+    def __init__(self, config: SpeechLLMConfig, in_dim: int, width: int, out_dim: int, stride: int):
+        super().__init__()
+        self.conv = StridedConv(in_dim, width, config.mapper_conv_kernel, stride)
+        layer = nn.TransformerEncoderLayer(
+            width,
+            config.mapper_heads,
+            config.mapper_ffn_dim,
+            dropout=config.mapper_dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(layer, config.mapper_layers_per_block, enable_nested_tensor=False)
+        self.up_projection = nn.Linear(width, out_dim)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor):
+        frames, lengths = self.conv(frames, lengths)
+        padding_mask = ~lengths_to_mask(lengths, frames.shape[1])
+        hidden = self.layers(frames, src_key_padding_mask=padding_mask)
+        return hidden, self.up_projection(hidden), lengths
+
+
+@dataclass
+class SpeechMapperOutput(ModelOutput):
+    embeddings: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+    first_block_hidden: torch.Tensor | None = None
+    first_block_lengths: torch.Tensor | None = None
+
+
+class SpeechMapper(nn.Module):
+    """Maps averaged encoder frames into the LLM's input-embedding space, `prod(mapper_strides)`× shorter."""
+
+    def __init__(self, config: SpeechLLMConfig):
+        super().__init__()
+        llm_width = config.text_config.hidden_size
+        in_dims = [config.encoder_hidden_size, *config.mapper_widths[1:]]
+        out_dims = [*config.mapper_widths[1:], llm_width]
+        self.blocks = nn.ModuleList(
+            MapperBlock(config, in_dim, width, out_dim, stride)
+            for in_dim, width, out_dim, stride in zip(in_dims, config.mapper_widths, out_dims, config.mapper_strides)
+        )
+        self.output_projection = nn.Linear(llm_width, llm_width)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> SpeechMapperOutput:
+        first_hidden, first_lengths = None, None
+        for block in self.blocks:
+            hidden, frames, lengths = block(frames, lengths)
+            if first_hidden is None:
+                first_hidden, first_lengths = hidden, lengths
+        embeddings = self.output_projection(frames)
+        return SpeechMapperOutput(embeddings, lengths, first_hidden, first_lengths)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stage-A losses (no LLM layers: only its input-embedding table)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def stage_a_targets(
+    embedding_table: torch.Tensor,
+    transcript_ids: torch.Tensor,
+    transcript_lengths: torch.Tensor,
+    output_lengths: torch.Tensor,
+    num_frames: int,
+    pad_token_id: int,
+) -> torch.Tensor:
+    """Target ids: the transcript tokens, then the pad token up to the mapper's output length."""
+    too_long = transcript_lengths > output_lengths
+    if too_long.any():
+        row = int(too_long.nonzero()[0])
+        raise ValueError(
+            f"transcript {row} has {int(transcript_lengths[row])} tokens but its audio gives only "
+            f"{int(output_lengths[row])} mapper frames: drop this example or lower the mapper's downsampling"
+        )
+    positions = torch.arange(num_frames, device=transcript_ids.device)[None, :]
+    target_ids = torch.full((len(transcript_ids), num_frames), pad_token_id, device=transcript_ids.device)
+    width = min(transcript_ids.shape[1], num_frames)
+    is_word = positions[:, :width] < transcript_lengths[:, None]
+    target_ids[:, :width] = torch.where(is_word, transcript_ids[:, :width], target_ids[:, :width])
+    return target_ids
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def mse_cosine_loss(outputs, targets, word_mask, pad_mask, alpha, gamma):
+    """SpeechMapper (2025): α·MSE_words + (10−α)·MSE_pad − γ·cosine (cosine over word positions)."""
+    squared = (outputs - targets).pow(2).mean(-1)
+    mse_words = masked_mean(squared, word_mask)
+    mse_pad = masked_mean(squared, pad_mask)
+    cosine = masked_mean(F.cosine_similarity(outputs, targets, dim=-1), word_mask)
+    total = alpha * mse_words + (10 - alpha) * mse_pad - gamma * cosine
+    return total, {"mse_words": mse_words, "mse_pad": mse_pad, "cosine": cosine}
+
+
+def contrastive_loss(outputs, target_ids, valid_mask, embedding_table, temperature):
+    """Softmax over the whole vocabulary of cosine similarities; the target row is the positive."""
+    logits = F.normalize(outputs, dim=-1) @ F.normalize(embedding_table, dim=-1).T / temperature
+    losses = F.cross_entropy(logits.flatten(0, 1), target_ids.flatten(), reduction="none").view(target_ids.shape)
+    return masked_mean(losses, valid_mask)
+
+
+def ctc_loss(ctc_logits, ctc_lengths, transcript_ids, transcript_lengths, blank_id):
+    log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)
+    targets = transcript_ids.clamp(min=0)
+    return F.ctc_loss(log_probs, targets, ctc_lengths, transcript_lengths, blank=blank_id, zero_infinity=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class SpeechLLMPreTrainedModel(PreTrainedModel):
+    config_class = SpeechLLMConfig
+    config: SpeechLLMConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    input_modalities = ("audio", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _no_split_modules = ["MapperBlock"]
+    _skip_keys_device_placement = ["past_key_values"]
+
+
+@dataclass
+class SpeechLLMOutput(CausalLMOutputWithPast):
+    ce_loss: torch.Tensor | None = None
+    mse_loss: torch.Tensor | None = None
+    audio_embeddings: torch.Tensor | None = None
+
+
+@dataclass
+class StageAOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    parts: dict | None = None
+    embeddings: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+
+
+class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixin):
+    def __init__(self, config: SpeechLLMConfig):
+        super().__init__(config)
+        self.audio_tower = SpeechEncoder(config)
+        self.multi_modal_projector = SpeechMapper(config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        vocab_size = config.text_config.vocab_size
+        self.ctc_head = (
+            nn.Linear(config.mapper_widths[0], vocab_size)
+            if config.stage_a_loss == "l1_cosine_contrastive_ctc"
+            else None
+        )
+        if config.lora:
+            self._inject_lora(config.lora)
+        self.post_init()
+
+    # -- plumbing the LLM exposes ---------------------------------------------------------------------------------
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value):
+        self.language_model.set_output_embeddings(value)
+
+    def get_decoder(self):
+        return self.language_model.get_decoder()
+
+    # -- audio ------------------------------------------------------------------------------------------------------
+    def get_audio_features(self, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> SpeechMapperOutput:
+        """Encoder → frame averaging → SpeechMapper; `embeddings` padded, `lengths` valid frames per clip."""
+        frames, lengths = self.audio_tower(input_features, input_features_mask)
+        return self.multi_modal_projector(frames.to(self.multi_modal_projector.output_projection.weight.dtype), lengths)
+
+    def get_placeholder_mask(self, input_ids: torch.Tensor, num_audio_frames: int) -> torch.Tensor:
+        mask = input_ids == self.config.audio_token_id
+        num_placeholders = int(mask.sum())
+        if num_placeholders != num_audio_frames:
+            raise ValueError(
+                f"the prompt has {num_placeholders} audio placeholder tokens but the audio gives {num_audio_frames} "
+                "mapper frames: build inputs with SpeechLLMProcessor, which expands each placeholder to its clip's length"
+            )
+        return mask
+
+    def merge_audio_embeddings(self, input_ids, inputs_embeds, audio: SpeechMapperOutput) -> torch.Tensor:
+        valid = lengths_to_mask(audio.lengths, audio.embeddings.shape[1])
+        audio_embeds = audio.embeddings[valid].to(inputs_embeds.dtype)
+        mask = self.get_placeholder_mask(input_ids, audio_embeds.shape[0])
+        return inputs_embeds.masked_scatter(mask[..., None].expand_as(inputs_embeds), audio_embeds)
+
+    # -- forward ----------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        transcript_ids: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> SpeechLLMOutput:
+        """Causal-LM forward with audio. `labels` give the CE on answer tokens (-100 elsewhere); with
+        `config.loss_sigma > 0` and `transcript_ids` (-100 padded), the loss is (1−σ)·CE + σ·MSE to the transcript."""
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        audio = None
+        if input_features is not None:
+            if input_features_mask is None:
+                raise ValueError("input_features_mask is required with input_features (1 = real feature frame)")
+            audio = self.get_audio_features(input_features, input_features_mask)
+            inputs_embeds = self.merge_audio_embeddings(input_ids, inputs_embeds, audio)
+        outputs = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+        loss, mse = outputs.loss, None
+        if self.config.loss_sigma > 0 and audio is not None and transcript_ids is not None and loss is not None:
+            mse = self.transcript_mse(audio, transcript_ids)
+            loss = (1 - self.config.loss_sigma) * outputs.loss + self.config.loss_sigma * mse
+        return SpeechLLMOutput(
+            loss=loss,
+            logits=outputs.logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            ce_loss=outputs.loss,
+            mse_loss=mse,
+            audio_embeddings=None if audio is None else audio.embeddings,
+        )
+
+    def transcript_mse(self, audio: SpeechMapperOutput, transcript_ids: torch.Tensor) -> torch.Tensor:
+        """MSE of the mapper outputs to the embedding rows of the transcript, padded (stage-A targets)."""
+        table = self.get_input_embeddings().weight
+        lengths = (transcript_ids != -100).sum(-1)
+        targets, word_mask, pad_mask = self._stage_a_targets(table, transcript_ids, lengths, audio)
+        squared = (audio.embeddings - targets.to(audio.embeddings.dtype)).pow(2).mean(-1)
+        return masked_mean(squared, word_mask + pad_mask)
+
+    # -- stage A ----------------------------------------------------------------------------------------------------
+    def _stage_a_targets(self, table, transcript_ids, transcript_lengths, audio: SpeechMapperOutput):
+        num_frames = audio.embeddings.shape[1]
+        target_ids = stage_a_targets(
+            table, transcript_ids, transcript_lengths, audio.lengths, num_frames, self.config.mapper_pad_token_id
+        )
+        valid = lengths_to_mask(audio.lengths, num_frames)
+        word_mask = lengths_to_mask(transcript_lengths + 1, num_frames) & valid  # real tokens + the first pad
+        pad_mask = valid & ~word_mask
+        return table[target_ids].detach(), word_mask.float(), pad_mask.float()
+
+    def stage_a_loss(
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor,
+        transcript_ids: torch.Tensor,
+        transcript_lengths: torch.Tensor | None = None,
+    ) -> StageAOutput:
+        """Pretraining loss of the SpeechMapper: uses the LLM's input-embedding table only, never its layers."""
+        if transcript_lengths is None:
+            transcript_lengths = (transcript_ids != -100).sum(-1)
+        audio = self.get_audio_features(input_features, input_features_mask)
+        table = self.get_input_embeddings().weight
+        targets, word_mask, pad_mask = self._stage_a_targets(table, transcript_ids, transcript_lengths, audio)
+        outputs = audio.embeddings
+        config = self.config
+        if config.stage_a_loss == "mse_cosine":
+            loss, parts = mse_cosine_loss(outputs, targets, word_mask, pad_mask, config.loss_alpha, config.loss_gamma)
+        else:
+            loss, parts = self._l1_cosine_contrastive_ctc(audio, targets, word_mask, pad_mask, transcript_ids, transcript_lengths)
+        return StageAOutput(loss=loss, parts=parts, embeddings=outputs, lengths=audio.lengths)
+
+    def _l1_cosine_contrastive_ctc(self, audio, targets, word_mask, pad_mask, transcript_ids, transcript_lengths):
+        """IWSLT 2026: L1 + (1 − cosine) + w·contrastive over the vocabulary + CTC after block 1."""
+        config, table = self.config, self.get_input_embeddings().weight
+        outputs, valid = audio.embeddings, word_mask + pad_mask
+        l1 = masked_mean((outputs - targets).abs().mean(-1), valid)
+        cosine = masked_mean(F.cosine_similarity(outputs, targets, dim=-1), word_mask)
+        target_ids = stage_a_targets(
+            table, transcript_ids, transcript_lengths, audio.lengths, outputs.shape[1], config.mapper_pad_token_id
+        )
+        contrastive = contrastive_loss(outputs, target_ids, valid, table.detach(), config.contrastive_temperature)
+        ctc = ctc_loss(
+            self.ctc_head(audio.first_block_hidden),
+            audio.first_block_lengths,
+            transcript_ids,
+            transcript_lengths,
+            config.mapper_pad_token_id,
+        )
+        loss = l1 + (1 - cosine) + config.contrastive_weight * contrastive + config.ctc_weight * ctc
+        return loss, {"l1": l1, "cosine": cosine, "contrastive": contrastive, "ctc": ctc}
+
+    # -- generation -------------------------------------------------------------------------------------------------
+    def prepare_inputs_for_generation(self, *args, is_first_iteration=False, **kwargs):
+        input_features = kwargs.pop("input_features", None)
+        input_features_mask = kwargs.pop("input_features_mask", None)
+        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+        if is_first_iteration or not kwargs.get("use_cache", True):
+            # The audio is consumed by the prefill; later steps read it from the KV cache.
+            model_inputs["input_features"] = input_features
+            model_inputs["input_features_mask"] = input_features_mask
+        return model_inputs
+
+    # -- LoRA -------------------------------------------------------------------------------------------------------
+    def _inject_lora(self, lora_settings: dict):
+        from peft import LoraConfig, inject_adapter_in_model
+
+        # Injected into the language model only: the encoder and the mapper are never matched.
+        inject_adapter_in_model(LoraConfig(**lora_settings), self.language_model)
+
+    def enable_lora(self, **lora_settings):
+        """Attach LoRA adapters (default r 8, α 16, dropout 0, attention + MLP) to the language model."""
+        if self.config.lora:
+            raise ValueError("LoRA is already attached; call merge_lora() first to attach a new one")
+        settings = {**LORA_DEFAULTS, **lora_settings}
+        self.config.lora = settings
+        self._inject_lora(settings)
+        self.language_model.requires_grad_(False)
+        for name, param in self.language_model.named_parameters():
+            param.requires_grad = "lora_" in name
+        return self
+
+    def merge_lora(self):
+        """Fold the LoRA weights into the language model's linear layers and drop the adapters."""
+        from peft.tuners.lora import LoraLayer
+
+        for name, module in list(self.language_model.named_modules()):
+            if isinstance(module, LoraLayer):
+                module.merge()
+                parent_name, _, child = name.rpartition(".")
+                setattr(self.language_model.get_submodule(parent_name), child, module.get_base_layer())
+        self.config.lora = None
+        return self
+
+    # -- building from pretrained parts -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained_parts(
+        cls, encoder_name_or_path: str, text_name_or_path: str, dtype: torch.dtype | None = None, **config_kwargs
+    ):
+        """Compose a model from a pretrained speech encoder and a pretrained causal LM (local paths or Hub ids).
+
+        The mapper is freshly initialised; `config_kwargs` set the SpeechLLMConfig fields (audio_token_id, ...).
+        """
+        encoder_config = AutoConfig.from_pretrained(encoder_name_or_path)
+        text_config = AutoConfig.from_pretrained(text_name_or_path)
+        config = SpeechLLMConfig(encoder_config=encoder_config, text_config=text_config, **config_kwargs)
+        model = cls(config)
+        model.language_model = AutoModelForCausalLM.from_pretrained(text_name_or_path, dtype=dtype)
+        state = read_checkpoint_tensors(encoder_name_or_path, model.audio_tower.encoder.state_dict().keys())
+        model.audio_tower.encoder.load_state_dict(state)
+        if dtype is not None:
+            model.audio_tower.to(dtype)
+        return model
+
+    # -- saving -----------------------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save weights (safetensors), config with `auto_map` and `custom_pipelines`, and the remote-code files."""
+        self.config.auto_map = {
+            "AutoConfig": "configuration_speechllm.SpeechLLMConfig",
+            "AutoModel": "modeling_speechllm.SpeechLLMForConditionalGeneration",
+            "AutoModelForCausalLM": "modeling_speechllm.SpeechLLMForConditionalGeneration",
+        }
+        self.config.custom_pipelines = {
+            "speech-instruct": {
+                "impl": "pipeline_speechllm.SpeechInstructPipeline",
+                "pt": ["AutoModel"],
+                "tf": [],
+                "type": "multimodal",
+            }
+        }
+        super().save_pretrained(save_directory, *args, **kwargs)
+        copy_remote_code(save_directory)
+
+
+REMOTE_CODE_FILES = (
+    "configuration_speechllm.py",
+    "modeling_speechllm.py",
+    "processing_speechllm.py",
+    "pipeline_speechllm.py",
+)
+
+
+def copy_remote_code(save_directory: str):
+    """A saved directory carries its own code, so it loads with trust_remote_code=True anywhere."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in REMOTE_CODE_FILES:
+        source, target = os.path.join(here, name), os.path.join(save_directory, name)
+        if os.path.abspath(source) != os.path.abspath(target):
+            with open(source, "rb") as src, open(target, "wb") as dst:
+                dst.write(src.read())
+
+
+def safetensors_files(name_or_path: str) -> list[str]:
+    """The safetensors files of a local checkpoint directory, or of a Hub repo (downloaded on demand)."""
+    if not os.path.isdir(name_or_path):
+        from huggingface_hub import snapshot_download
+
+        name_or_path = snapshot_download(name_or_path, allow_patterns=["*.safetensors", "*.json"])
+    index = os.path.join(name_or_path, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as handle:
+            names = sorted(set(json.load(handle)["weight_map"].values()))
+    else:
+        names = [name for name in sorted(os.listdir(name_or_path)) if name.endswith(".safetensors")]
+    if not names:
+        raise ValueError(f"{name_or_path} holds no safetensors weights: re-save the checkpoint with safe_serialization")
+    return [os.path.join(name_or_path, name) for name in names]
+
+
+def read_checkpoint_tensors(name_or_path: str, wanted_keys) -> dict[str, torch.Tensor]:
+    """Read only the tensors named `wanted_keys` (modulo one common prefix, such as `speech_encoder.`) from a
+    checkpoint's safetensors files, without loading anything else into memory."""
+    wanted_keys = list(wanted_keys)
+    files = safetensors_files(name_or_path)
+    key_to_file = {}
+    for path in files:
+        with safe_open(path, framework="pt") as handle:
+            key_to_file.update({key: path for key in handle.keys()})
+    prefix = find_key_prefix(key_to_file, wanted_keys, name_or_path)
+    tensors = {}
+    for path in files:
+        with safe_open(path, framework="pt") as handle:
+            for key in wanted_keys:
+                if key_to_file.get(prefix + key) == path:
+                    tensors[key] = handle.get_tensor(prefix + key)
+    return tensors
+
+
+def find_key_prefix(key_to_file: dict, wanted_keys: list[str], name_or_path: str) -> str:
+    anchor = wanted_keys[0]
+    for key in key_to_file:
+        if key == anchor or key.endswith("." + anchor):
+            prefix = key[: len(key) - len(anchor)]
+            missing = [k for k in wanted_keys if prefix + k not in key_to_file]
+            if not missing:
+                return prefix
+    raise ValueError(f"{name_or_path} does not contain the tensors {wanted_keys[:3]}... under any common prefix")
+
+
+SpeechLLMForConditionalGeneration.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "SpeechLLMPreTrainedModel",
+    "SpeechLLMForConditionalGeneration",
+    "SpeechMapper",
+    "SpeechEncoder",
+    "mapper_output_lengths",
+    "read_checkpoint_tensors",
+]
