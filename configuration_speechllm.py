@@ -122,6 +122,14 @@ class SpeechLLMConfig(PreTrainedConfig):
         return self.encoder_config.hidden_size
 
     @property
+    def encoder_num_layers(self) -> int:
+        encoder = self.encoder_config
+        for name in ("speech_encoder_layers", "encoder_layers", "num_hidden_layers"):
+            if getattr(encoder, name, None):
+                return getattr(encoder, name)
+        raise ValueError(f"cannot tell how many layers the {encoder.model_type} encoder has")
+
+    @property
     def encoder_feature_stride(self) -> int:
         return ENCODER_FEATURE_STRIDES.get(self.encoder_config.model_type, 1)
 

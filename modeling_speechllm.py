@@ -87,12 +87,21 @@ class SpeechEncoder(nn.Module):
         stride = self.config.encoder_feature_stride
         return -(-input_features_mask.sum(-1) // stride)
 
+    def select_layer(self, hidden_states: tuple) -> torch.Tensor:
+        """Output of layer `encoder_layer` (1-based); 0 is the embeddings where the encoder reports them."""
+        num_layers = self.config.encoder_num_layers
+        has_embeddings = len(hidden_states) == num_layers + 1  # Whisper reports them, Seamless does not
+        index = self.config.encoder_layer - (0 if has_embeddings else 1)
+        if not 0 <= index < len(hidden_states):
+            raise ValueError(f"encoder_layer={self.config.encoder_layer} but the encoder has {num_layers} layers")
+        return hidden_states[index]
+
     def forward(self, input_features: torch.Tensor, input_features_mask: torch.Tensor):
         with torch.no_grad():
             outputs = self.encoder(
                 input_features, attention_mask=input_features_mask, output_hidden_states=True, return_dict=True
             )
-        frames = outputs.hidden_states[self.config.encoder_layer]
+        frames = self.select_layer(outputs.hidden_states)
         lengths = self.encoder_frame_lengths(input_features_mask).clamp(max=frames.shape[1])
         return average_frames(frames, lengths, self.config.frame_average)
 

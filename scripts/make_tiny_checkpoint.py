@@ -96,7 +96,6 @@ def tiny_encoder(kind: str):
             decoder_attention_heads=4,
             decoder_ffn_dim=64,
             num_mel_bins=80,
-            vocab_size=64,
         )
         return config, WhisperFeatureExtractor(feature_size=80)
     raise ValueError(f"unknown encoder kind {kind!r}: use seamless or whisper")

@@ -1,0 +1,263 @@
+"""The model: lengths, placeholders, parameter count, stage-A and stage-B/C losses, generation, save/load."""
+
+import copy
+
+import pytest
+import torch
+from conftest import greedy, make_audio
+from transformers import LlamaConfig
+
+from configuration_speechllm import SpeechLLMConfig
+from modeling_speechllm import SpeechLLMForConditionalGeneration, SpeechMapper, average_frames, mapper_output_lengths
+
+
+def test_default_mapper_has_the_papers_277m_parameters():
+    mapper = SpeechMapper(SpeechLLMConfig())  # Seamless-large (1024) → Llama-3.1-8B (4096)
+    count = sum(p.numel() for p in mapper.parameters())
+    assert abs(count - 277e6) / 277e6 < 0.05, count
+
+
+def test_default_mapper_is_8x_shorter():
+    config = SpeechLLMConfig()
+    assert config.total_downsampling == 8
+    assert mapper_output_lengths(torch.tensor([800]), config).item() == 100
+
+
+def test_2026_variant_strides_give_a_ctc_head_after_block_one():
+    config = SpeechLLMConfig(mapper_strides=[1, 4], stage_a_loss="l1_cosine_contrastive_ctc",
+                             text_config=LlamaConfig(hidden_size=64, vocab_size=100, num_hidden_layers=1,
+                                                     num_attention_heads=4, intermediate_size=64))
+    assert config.total_downsampling == 8
+    model = SpeechLLMForConditionalGeneration(config)
+    assert model.ctc_head.out_features == 100
+
+
+def test_average_frames_ignores_padding():
+    frames = torch.arange(10, dtype=torch.float).view(1, 5, 2).repeat(2, 1, 1)
+    averaged, lengths = average_frames(frames, torch.tensor([5, 3]), 2)
+    assert lengths.tolist() == [3, 2]
+    # second clip: frames 0,1 averaged, then frame 2 alone (frames 3,4 are padding)
+    assert averaged[1, :2].tolist() == [[1.0, 2.0], [4.0, 5.0]]
+    assert averaged[0, 2].tolist() == [8.0, 9.0]
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_whisper"])
+def test_processor_token_counts_match_the_models_frames(fixture, request):
+    model, processor = request.getfixturevalue(fixture)
+    lengths = [0.3, 0.5, 0.61, 0.77, 1.0, 1.37, 2.0, 2.93, 3.33]
+    clips = [make_audio(s, seed=i) for i, s in enumerate(lengths)]
+    prompts = [processor.audio_token] * len(clips)
+    batch = processor(text=prompts, audio=clips, sampling_rate=16000)
+    with torch.no_grad():
+        audio = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+    expected = (batch["input_ids"] == processor.audio_token_id).sum(-1)
+    assert audio.lengths.tolist() == expected.tolist()
+    assert min(expected.tolist()) >= 1 and len(set(expected.tolist())) > 4
+
+
+def test_placeholder_mismatch_states_both_counts(tiny):
+    model, processor = tiny
+    batch = processor(text=[processor.audio_token], audio=[make_audio(1.0)], sampling_rate=16000)
+    ids = batch["input_ids"].clone()
+    ids[0, (ids[0] == processor.audio_token_id).nonzero()[0]] = 5  # one placeholder fewer
+    with pytest.raises(ValueError, match=r"has (\d+) audio placeholder tokens but the audio gives (\d+) mapper frames"):
+        model(input_ids=ids, input_features=batch["input_features"], input_features_mask=batch["input_features_mask"])
+
+
+def test_audio_embeddings_land_on_the_placeholders(tiny):
+    model, processor = tiny
+    batch = processor(text=["hi " + processor.audio_token + " there"], audio=[make_audio(1.0)], sampling_rate=16000)
+    captured = {}
+
+    def capture(module, args, kwargs):
+        captured["embeds"] = kwargs.get("hidden_states", args[0] if args else None)
+
+    hook = model.language_model.model.layers[0].register_forward_pre_hook(capture, with_kwargs=True)
+    with torch.no_grad():
+        out = model(**batch)
+    hook.remove()
+    positions = batch["input_ids"][0] == processor.audio_token_id
+    embeds = captured["embeds"][0]
+    assert torch.allclose(embeds[positions], out.audio_embeddings[0, : int(positions.sum())], atol=1e-6)
+    text_embeds = model.get_input_embeddings()(batch["input_ids"][0, ~positions])
+    assert torch.allclose(embeds[~positions], text_embeds, atol=1e-6)
+
+
+# -- stage A ---------------------------------------------------------------------------------------------------------
+
+
+def stage_a_batch(processor, transcripts, seconds):
+    clips = [make_audio(s, seed=i) for i, s in enumerate(seconds)]
+    features = processor.extract_features(clips)
+    ids = [processor.tokenizer(t, add_special_tokens=False)["input_ids"] for t in transcripts]
+    width = max(map(len, ids))
+    transcript_ids = torch.tensor([row + [-100] * (width - len(row)) for row in ids])
+    return features, transcript_ids
+
+
+def test_stage_a_never_calls_the_llm_layers(tiny):
+    model, processor = tiny
+    features, transcript_ids = stage_a_batch(processor, ["the fox", "speech"], [2.0, 1.5])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("stage A ran an LLM layer")
+
+    hooks = [layer.register_forward_pre_hook(refuse) for layer in model.language_model.model.layers]
+    hooks.append(model.language_model.lm_head.register_forward_pre_hook(refuse))
+    try:
+        out = model.stage_a_loss(features["input_features"], features["input_features_mask"], transcript_ids)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert torch.isfinite(out.loss)
+
+
+def test_stage_a_loss_matches_its_definition(tiny):
+    model, processor = tiny
+    features, transcript_ids = stage_a_batch(processor, ["the quick fox", "speech"], [2.5, 1.5])
+    with torch.no_grad():
+        out = model.stage_a_loss(features["input_features"], features["input_features_mask"], transcript_ids)
+    table = model.get_input_embeddings().weight
+    pad = table[model.config.mapper_pad_token_id]
+    alpha, gamma = model.config.loss_alpha, model.config.loss_gamma
+    word_sq, pad_sq, cosines = [], [], []
+    for row in range(2):
+        tokens = transcript_ids[row][transcript_ids[row] != -100]
+        n_out = int(out.lengths[row])
+        target = torch.cat([table[tokens], pad.expand(n_out - len(tokens), -1)])
+        produced = out.embeddings[row, :n_out]
+        squared = (produced - target).pow(2).mean(-1)
+        word_sq.append(squared[: len(tokens) + 1])  # real tokens + the first pad
+        pad_sq.append(squared[len(tokens) + 1 :])
+        cosines.append(torch.cosine_similarity(produced, target, dim=-1)[: len(tokens) + 1])
+    expected = alpha * torch.cat(word_sq).mean() + (10 - alpha) * torch.cat(pad_sq).mean() - gamma * torch.cat(cosines).mean()
+    assert torch.allclose(out.loss, expected, atol=1e-5), (out.loss, expected)
+
+
+def test_transcript_longer_than_the_mapper_output_is_a_clear_error(tiny):
+    model, processor = tiny
+    features, transcript_ids = stage_a_batch(processor, ["the quick brown fox jumps over the lazy dog " * 3], [0.5])
+    with pytest.raises(ValueError, match=r"transcript 0 has \d+ tokens but its audio gives only \d+ mapper frames"):
+        model.stage_a_loss(features["input_features"], features["input_features_mask"], transcript_ids)
+
+
+def test_2026_stage_a_loss_trains_the_ctc_head(tiny):
+    model, processor = tiny
+    config = copy.deepcopy(model.config)
+    config.stage_a_loss = "l1_cosine_contrastive_ctc"
+    model_2026 = SpeechLLMForConditionalGeneration(config)
+    features, transcript_ids = stage_a_batch(processor, ["the fox", "speech"], [2.0, 1.5])
+    out = model_2026.stage_a_loss(features["input_features"], features["input_features_mask"], transcript_ids)
+    assert set(out.parts) == {"l1", "cosine", "contrastive", "ctc"}
+    out.loss.backward()
+    assert model_2026.ctc_head.weight.grad.abs().sum() > 0
+    assert model_2026.multi_modal_projector.output_projection.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model_2026.audio_tower.parameters())
+
+
+# -- stage B/C -------------------------------------------------------------------------------------------------------
+
+
+def test_labels_cover_only_the_answer_tokens(tiny):
+    _, processor = tiny
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": make_audio(1.0)}, {"type": "text", "text": "what?"}]}]
+    batch = processor.apply_chat_template(conversation, targets="the fox", sampling_rate=16000)
+    labels, ids = batch["labels"][0], batch["input_ids"][0]
+    answer = processor.tokenizer("the fox" + processor.tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    assert labels[labels != -100].tolist() == answer
+    assert ids[-len(answer):].tolist() == answer
+    assert (labels[ids == processor.audio_token_id] == -100).all()
+
+
+def test_loss_honours_num_items_in_batch_and_sigma_mse(tiny):
+    model, processor = tiny
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": make_audio(2.0)}, {"type": "text", "text": "say it"}]}]
+    batch = processor.apply_chat_template(conversation, targets="the fox", sampling_rate=16000)
+    n_items = int((batch["labels"][:, 1:] != -100).sum())
+    with torch.no_grad():
+        mean_loss = model(**batch).loss
+        summed = model(**batch, num_items_in_batch=torch.tensor(2 * n_items)).loss
+    assert torch.allclose(summed * 2, mean_loss, atol=1e-5)
+
+    transcript_ids = torch.tensor([processor.tokenizer("the fox", add_special_tokens=False)["input_ids"]])
+    sigma_model = copy.deepcopy(model)
+    sigma_model.config.loss_sigma = 0.9
+    with torch.no_grad():
+        out = sigma_model(**batch, transcript_ids=transcript_ids)
+    assert torch.allclose(out.loss, 0.1 * out.ce_loss + 0.9 * out.mse_loss, atol=1e-6)
+    assert torch.allclose(out.ce_loss, mean_loss, atol=1e-6) and out.mse_loss > 0
+
+
+# -- generation and saving -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_whisper"])
+def test_batched_greedy_equals_one_by_one(fixture, request):
+    model, processor = request.getfixturevalue(fixture)
+    clips = [make_audio(s, seed=i, frequency=150 + 60 * i) for i, s in enumerate([0.7, 2.6, 1.4])]
+    instructions = ["transcribe", "what is it about?", "translate it"]
+    conversations = [
+        [{"role": "user", "content": [{"type": "audio", "audio": c}, {"type": "text", "text": t}]}]
+        for c, t in zip(clips, instructions)
+    ]
+    batched = greedy(model, processor.apply_chat_template(conversations, sampling_rate=16000))
+    singles = [greedy(model, processor.apply_chat_template(c, sampling_rate=16000))[0] for c in conversations]
+    assert [row.tolist() for row in batched] == [row.tolist() for row in singles]
+    assert len({tuple(row.tolist()) for row in singles}) > 1  # different audio gives different output
+
+
+def test_save_and_load_give_bit_identical_logits(tiny, tmp_path):
+    model, processor = tiny
+    batch = processor(text=["x " + processor.audio_token], audio=[make_audio(1.2)], sampling_rate=16000)
+    model.save_pretrained(tmp_path)
+    reloaded = SpeechLLMForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, reloaded(**batch).logits)
+    assert (tmp_path / "model.safetensors").exists()
+
+
+def test_lora_targets_only_the_language_model_and_survives_save_merge(tiny, tmp_path):
+    model = copy.deepcopy(tiny[0])
+    processor = tiny[1]
+    model.enable_lora()
+    lora_names = [n for n, _ in model.named_parameters() if "lora_" in n]
+    assert lora_names and all(n.startswith("language_model.") for n in lora_names)
+    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in lora_names} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(n.startswith("audio_tower.") for n in trainable)
+    with torch.no_grad():  # make the adapters do something
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    batch = processor(text=["x " + processor.audio_token], audio=[make_audio(1.2)], sampling_rate=16000)
+    with torch.no_grad():
+        with_lora = model(**batch).logits
+        base = tiny[0](**batch).logits
+    assert not torch.allclose(with_lora, base, atol=1e-3)
+    model.save_pretrained(tmp_path)
+    reloaded = SpeechLLMForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(**batch).logits, with_lora)
+        assert greedy(reloaded, batch).tolist() == greedy(model, batch).tolist()
+        reloaded.merge_lora()
+        assert not any("lora_" in n for n, _ in reloaded.named_parameters())
+        assert torch.allclose(reloaded(**batch).logits, with_lora, atol=1e-4)
+
+
+def test_from_pretrained_parts_loads_the_encoder_and_llm_weights(tiny, tmp_path):
+    from transformers import SeamlessM4Tv2Model
+
+    model, _ = tiny
+    encoder_full = SeamlessM4Tv2Model(model.config.encoder_config)
+    encoder_full.save_pretrained(tmp_path / "encoder")
+    model.language_model.save_pretrained(tmp_path / "llm")
+    composed = SpeechLLMForConditionalGeneration.from_pretrained_parts(
+        str(tmp_path / "encoder"), str(tmp_path / "llm"), encoder_layer=2, mapper_widths=[32, 40], mapper_ffn_dim=64,
+        mapper_heads=4, mapper_layers_per_block=1, audio_token_id=model.config.audio_token_id,
+    )
+    reference = encoder_full.speech_encoder.state_dict()
+    for key, value in composed.audio_tower.encoder.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+    for key, value in composed.language_model.state_dict().items():
+        assert torch.equal(value, model.language_model.state_dict()[key]), key
