@@ -102,9 +102,20 @@ class SpeechLLMConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        self.drop_custom_pipelines_when_registered_here()
         self.mapper_strides = list(self.mapper_strides)
         self.mapper_widths = list(self.mapper_widths)
         self.validate_mapper()
+
+    def drop_custom_pipelines_when_registered_here(self):
+        """Inside the project the pipeline is registered in-process: transformers would otherwise insist on
+        trust_remote_code for the checkpoint's copy. save_pretrained writes `custom_pipelines` again."""
+        if __name__.startswith("transformers_modules") or not getattr(self, "custom_pipelines", None):
+            return
+        from transformers.pipelines import PIPELINE_REGISTRY
+
+        if set(self.custom_pipelines) <= set(PIPELINE_REGISTRY.get_supported_tasks()):
+            del self.custom_pipelines
 
     def validate_mapper(self):
         if len(self.mapper_strides) != len(self.mapper_widths):

@@ -122,6 +122,8 @@ class StridedConv(nn.Module):
         self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor):
+        # Zero the padded frames: the kernel reaches past a clip's end, and a batch must match a single clip.
+        frames = frames * lengths_to_mask(lengths, frames.shape[1])[..., None].to(frames.dtype)
         frames = F.pad(frames.transpose(1, 2), (self.left_pad, self.right_pad))
         return self.conv(frames).transpose(1, 2), lengths // self.stride
 

@@ -292,7 +292,7 @@ class SpeechLLMProcessor(ProcessorMixin):
         rendered = [self.render_conversation(c, add_generation_prompt) for c in batch]
         prompts = [prompt for prompt, _ in rendered]
         if not tokenize:
-            return prompts if batch is not conversation else prompts[0]
+            return prompts[0] if batch is not conversation else prompts
         audios = [audio for _, conversation_audios in rendered for audio in conversation_audios]
         return self(text=prompts, audio=audios or None, targets=targets, sampling_rate=sampling_rate, **kwargs)
 

@@ -1,0 +1,73 @@
+"""A saved checkpoint loads in a NEW process that never imported this repo: other cwd, offline, remote code."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from conftest import make_audio
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor, pipeline
+
+    checkpoint, audio_path = sys.argv[1], sys.argv[2]
+    audio = np.load(audio_path)
+    config = AutoConfig.from_pretrained(checkpoint, trust_remote_code=True)
+    model = AutoModel.from_pretrained(checkpoint, trust_remote_code=True)
+    causal = AutoModelForCausalLM.from_pretrained(checkpoint, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=True)
+    kwargs = dict(sampling_rate=16000, max_new_tokens=6, generate_kwargs={"min_new_tokens": 6})
+    by_task = pipeline("speech-instruct", model=checkpoint, trust_remote_code=True)
+    inferred = pipeline(model=checkpoint, trust_remote_code=True)
+    print(json.dumps({
+        "classes": [type(o).__name__ for o in (config, model, causal, processor, by_task, inferred)],
+        "modules": sorted({type(o).__module__.split(".")[0] for o in (config, model, processor, by_task)}),
+        "repo_imported": any(name in sys.modules for name in ("configuration_speechllm", "modeling_speechllm")),
+        "task": by_task(audio, task="transcribe", **kwargs),
+        "inferred": inferred(audio, task="translate", target_language="de", **kwargs),
+    }))
+    """
+)
+
+
+def run_fresh(checkpoint, tmp_path):
+    audio_path = tmp_path / "audio.npy"
+    np.save(audio_path, make_audio(1.5, seed=7))
+    script = tmp_path / "load_checkpoint.py"
+    script.write_text(FRESH_PROCESS)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"), TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run(
+        [sys.executable, str(script), checkpoint, str(audio_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_checkpoint_loads_with_remote_code_in_a_fresh_process(tiny_checkpoint, tmp_path):
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401  (registers speech-instruct in this process)
+
+    loaded = run_fresh(tiny_checkpoint, tmp_path)
+    assert loaded["classes"] == [
+        "SpeechLLMConfig",
+        "SpeechLLMForConditionalGeneration",
+        "SpeechLLMForConditionalGeneration",
+        "SpeechLLMProcessor",
+        "SpeechInstructPipeline",
+        "SpeechInstructPipeline",
+    ]
+    assert loaded["modules"] == ["transformers_modules"] and not loaded["repo_imported"]
+    # the fresh process decodes exactly what the in-repo pipeline decodes
+    local = pipeline("speech-instruct", model=tiny_checkpoint)
+    kwargs = dict(sampling_rate=16000, max_new_tokens=6, generate_kwargs={"min_new_tokens": 6})
+    audio = make_audio(1.5, seed=7)
+    assert loaded["task"] == local(audio, task="transcribe", **kwargs) and loaded["task"]
+    assert loaded["inferred"] == local(audio, task="translate", target_language="de", **kwargs)
