@@ -179,7 +179,7 @@ class SpeechLLMProcessor(ProcessorMixin):
             if count < 1:
                 raise ValueError(
                     f"audio {i} is too short ({len(clips[i]) / self.sampling_rate:.3f} s) to give one speech token: "
-                    "pass at least half a second of audio"
+                    "pass at least 0.2 s of audio"
                 )
         return {"input_features": features["input_features"], "input_features_mask": mask, "num_audio_tokens": num_tokens}
 
