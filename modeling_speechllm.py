@@ -489,15 +489,23 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
     ):
         """Compose a model from a pretrained speech encoder and a pretrained causal LM (local paths or Hub ids).
 
-        The mapper is freshly initialised; `config_kwargs` set the SpeechLLMConfig fields (audio_token_id, ...).
+        Only the encoder's own tensors are read from its checkpoint (e.g. `speech_encoder.*` of a full
+        SeamlessM4T-v2). The mapper is freshly initialised; `config_kwargs` set SpeechLLMConfig fields.
         """
         encoder_config = AutoConfig.from_pretrained(encoder_name_or_path)
-        text_config = AutoConfig.from_pretrained(text_name_or_path)
-        config = SpeechLLMConfig(encoder_config=encoder_config, text_config=text_config, **config_kwargs)
-        model = cls(config)
-        model.language_model = AutoModelForCausalLM.from_pretrained(text_name_or_path, dtype=dtype)
-        state = read_checkpoint_tensors(encoder_name_or_path, model.audio_tower.encoder.state_dict().keys())
-        model.audio_tower.encoder.load_state_dict(state)
+        language_model = AutoModelForCausalLM.from_pretrained(text_name_or_path, dtype=dtype)
+        config = SpeechLLMConfig(encoder_config=encoder_config, text_config=language_model.config, **config_kwargs)
+        with torch.device("meta"):  # no random LLM/encoder allocation: both are replaced right below
+            model = cls(config)
+        model.language_model = language_model
+        encoder = model.audio_tower.encoder
+        state = read_checkpoint_tensors(encoder_name_or_path, encoder.state_dict().keys())
+        encoder.load_state_dict(state, assign=True)
+        model.multi_modal_projector.to_empty(device="cpu")
+        model.multi_modal_projector.apply(model._init_weights)
+        if model.ctc_head is not None:
+            model.ctc_head.to_empty(device="cpu")
+            model._init_weights(model.ctc_head)
         if dtype is not None:
             model.audio_tower.to(dtype)
         return model

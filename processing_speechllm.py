@@ -107,6 +107,25 @@ def load_audio(audio, sampling_rate: int | None, target_rate: int, name: str = "
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Special tokens
+# ---------------------------------------------------------------------------------------------------------------
+
+RESERVED_TOKEN_PATTERN = "<|reserved_special_token_{}|>"  # Llama 3.x ships 248 unused ones
+NEW_AUDIO_TOKEN, NEW_PAD_TOKEN = "<|audio|>", "<|speech_pad|>"
+
+
+def reserve_special_tokens(tokenizer) -> tuple[str, str]:
+    """(audio placeholder, stage-A pad) tokens: two unused reserved tokens of the LLM where it has them (no new
+    embedding rows), else two new special tokens added to `tokenizer` (the LLM's embeddings must then be resized)."""
+    vocab = tokenizer.get_vocab()
+    reserved = [RESERVED_TOKEN_PATTERN.format(i) for i in range(2)]
+    if all(token in vocab for token in reserved):
+        return reserved[0], reserved[1]
+    tokenizer.add_special_tokens({"additional_special_tokens": [NEW_AUDIO_TOKEN, NEW_PAD_TOKEN]})
+    return NEW_AUDIO_TOKEN, NEW_PAD_TOKEN
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Processor
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -142,6 +161,20 @@ class SpeechLLMProcessor(ProcessorMixin):
         if audio_token not in tokenizer.get_vocab():
             raise ValueError(f"the tokenizer has no token {audio_token!r}: add it as a special token first")
         self.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
+
+    @classmethod
+    def for_model_config(cls, feature_extractor, tokenizer, config) -> "SpeechLLMProcessor":
+        """The processor that matches a SpeechLLMConfig: same placeholder, prompt and downsampling."""
+        return cls(
+            feature_extractor,
+            tokenizer,
+            audio_token=config.audio_token,
+            prompt_template=config.prompt_template,
+            feature_stride=config.encoder_feature_stride,
+            frame_average=config.frame_average,
+            mapper_strides=config.mapper_strides,
+            max_audio_seconds=config.max_audio_seconds,
+        )
 
     @property
     def sampling_rate(self) -> int:

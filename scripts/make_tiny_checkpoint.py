@@ -1,6 +1,6 @@
 """Write a tiny RANDOM speechllm checkpoint (a few MB) that loads like a real one: for tests and integrators.
 
-    python scripts/make_tiny_checkpoint.py OUTDIR [--encoder seamless|whisper] [--seed 0]
+    python scripts/make_tiny_checkpoint.py OUTDIR [--encoder seamless|whisper|w2v-bert] [--seed 0]
 
 Its outputs are noise: the weights are random. Everything is built offline (the tokenizer is trained here).
 """
@@ -16,6 +16,7 @@ from transformers import (
     PreTrainedTokenizerFast,
     SeamlessM4TFeatureExtractor,
     SeamlessM4Tv2Config,
+    Wav2Vec2BertConfig,
     WhisperConfig,
     WhisperFeatureExtractor,
 )
@@ -23,10 +24,11 @@ from transformers import (
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configuration_speechllm import ENCODER_FEATURE_STRIDES, SpeechLLMConfig  # noqa: E402
+from configuration_speechllm import SpeechLLMConfig  # noqa: E402
 from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
 from processing_speechllm import TRANSCRIBE_INSTRUCTION, TRANSLATE_INSTRUCTIONS, SpeechLLMProcessor  # noqa: E402
 
+ENCODER_KINDS = ("seamless", "whisper", "w2v-bert")
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>", "<|audio|>"]
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -98,7 +100,20 @@ def tiny_encoder(kind: str):
             num_mel_bins=80,
         )
         return config, WhisperFeatureExtractor(feature_size=80)
-    raise ValueError(f"unknown encoder kind {kind!r}: use seamless or whisper")
+    if kind == "w2v-bert":
+        config = Wav2Vec2BertConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            output_hidden_size=32,
+            feature_projection_input_dim=160,
+            conv_depthwise_kernel_size=7,
+            add_adapter=False,
+            position_embeddings_type="relative_key",
+        )
+        return config, SeamlessM4TFeatureExtractor()
+    raise ValueError(f"unknown encoder kind {kind!r}: use one of {ENCODER_KINDS}")
 
 
 def tiny_text_config(tokenizer) -> LlamaConfig:
@@ -120,11 +135,10 @@ def build_tiny(kind: str = "seamless", seed: int = 0):
     torch.manual_seed(seed)
     tokenizer = train_tokenizer()
     encoder_config, feature_extractor = tiny_encoder(kind)
-    encoder_layers = getattr(encoder_config, "speech_encoder_layers", None) or encoder_config.encoder_layers
     config = SpeechLLMConfig(
         encoder_config=encoder_config,
         text_config=tiny_text_config(tokenizer),
-        encoder_layer=encoder_layers,
+        encoder_layer=2,
         mapper_widths=[32, 40],
         mapper_ffn_dim=64,
         mapper_heads=4,
@@ -138,22 +152,13 @@ def build_tiny(kind: str = "seamless", seed: int = 0):
     model = SpeechLLMForConditionalGeneration(config).eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    processor = SpeechLLMProcessor(
-        feature_extractor,
-        tokenizer,
-        audio_token=config.audio_token,
-        feature_stride=ENCODER_FEATURE_STRIDES.get(encoder_config.model_type, 1),
-        frame_average=config.frame_average,
-        mapper_strides=config.mapper_strides,
-        max_audio_seconds=config.max_audio_seconds,
-    )
-    return model, processor
+    return model, SpeechLLMProcessor.for_model_config(feature_extractor, tokenizer, config)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir")
-    parser.add_argument("--encoder", choices=["seamless", "whisper"], default="seamless")
+    parser.add_argument("--encoder", choices=ENCODER_KINDS, default="seamless")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model, processor = build_tiny(args.encoder, args.seed)

@@ -28,6 +28,11 @@ def tiny_whisper():
     return build_tiny("whisper", seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_w2v_bert():
+    return build_tiny("w2v-bert", seed=0)
+
+
 @pytest.fixture(scope="session", params=["seamless", "whisper"])
 def tiny_checkpoint(request, tmp_path_factory):
     """A saved tiny checkpoint directory of each encoder kind."""

@@ -41,7 +41,7 @@ def test_average_frames_ignores_padding():
     assert averaged[0, 2].tolist() == [8.0, 9.0]
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_whisper"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_whisper", "tiny_w2v_bert"])
 def test_processor_token_counts_match_the_models_frames(fixture, request):
     model, processor = request.getfixturevalue(fixture)
     lengths = [0.3, 0.5, 0.61, 0.77, 1.0, 1.37, 2.0, 2.93, 3.33]
@@ -245,19 +245,59 @@ def test_lora_targets_only_the_language_model_and_survives_save_merge(tiny, tmp_
         assert torch.allclose(reloaded(**batch).logits, with_lora, atol=1e-4)
 
 
-def test_from_pretrained_parts_loads_the_encoder_and_llm_weights(tiny, tmp_path):
-    from transformers import SeamlessM4Tv2Model
+def save_parts(model, tokenizer, tmp_path):
+    """A full SeamlessM4T-v2 checkpoint (speech encoder under `speech_encoder.`) and a causal LM with tokenizer."""
+    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4Tv2Model
 
-    model, _ = tiny
     encoder_full = SeamlessM4Tv2Model(model.config.encoder_config)
     encoder_full.save_pretrained(tmp_path / "encoder")
+    SeamlessM4TFeatureExtractor().save_pretrained(tmp_path / "encoder")
     model.language_model.save_pretrained(tmp_path / "llm")
+    tokenizer.save_pretrained(tmp_path / "llm")
+    return encoder_full
+
+
+TINY_MAPPER = dict(encoder_layer=2, mapper_widths=[32, 40], mapper_ffn_dim=64, mapper_heads=4, mapper_layers_per_block=1)
+
+
+def test_from_pretrained_parts_loads_the_encoder_and_llm_weights(tiny, tmp_path):
+    model, processor = tiny
+    encoder_full = save_parts(model, processor.tokenizer, tmp_path)
     composed = SpeechLLMForConditionalGeneration.from_pretrained_parts(
-        str(tmp_path / "encoder"), str(tmp_path / "llm"), encoder_layer=2, mapper_widths=[32, 40], mapper_ffn_dim=64,
-        mapper_heads=4, mapper_layers_per_block=1, audio_token_id=model.config.audio_token_id,
+        str(tmp_path / "encoder"), str(tmp_path / "llm"), audio_token_id=model.config.audio_token_id, **TINY_MAPPER
     )
     reference = encoder_full.speech_encoder.state_dict()
     for key, value in composed.audio_tower.encoder.state_dict().items():
         assert torch.equal(value, reference[key]), key
     for key, value in composed.language_model.state_dict().items():
         assert torch.equal(value, model.language_model.state_dict()[key]), key
+    assert not any(p.is_meta for p in composed.parameters())
+    assert composed.multi_modal_projector.output_projection.weight.std() > 0
+
+
+def test_build_from_parts_adds_tokens_or_reuses_reserved_ones(tiny, tmp_path):
+    from build_from_parts import build_from_parts
+    from transformers import AutoTokenizer
+
+    model, processor = tiny
+    save_parts(model, processor.tokenizer, tmp_path)
+    built, built_processor = build_from_parts(str(tmp_path / "encoder"), str(tmp_path / "llm"), **TINY_MAPPER)
+    vocab = len(processor.tokenizer)
+    # the tiny tokenizer already has <|audio|> (kept, id unchanged); <|speech_pad|> is new: one embedding row more
+    assert built.config.audio_token_id == processor.audio_token_id and built.config.mapper_pad_token_id == vocab
+    assert built.get_input_embeddings().num_embeddings == vocab + 1
+    batch = built_processor(text=built_processor.audio_token, audio=make_audio(1.0), sampling_rate=16000)
+    assert built(**batch).logits.shape[-1] == vocab + 1
+
+    # an LLM with Llama-3-style reserved tokens keeps its vocabulary: they are reused
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "llm")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|reserved_special_token_0|>", "<|reserved_special_token_1|>"]})
+    model.language_model.resize_token_embeddings(len(tokenizer))
+    try:
+        save_parts(model, tokenizer, tmp_path / "reserved")
+    finally:
+        model.language_model.resize_token_embeddings(vocab)
+    built, built_processor = build_from_parts(str(tmp_path / "reserved" / "encoder"), str(tmp_path / "reserved" / "llm"), **TINY_MAPPER)
+    assert built.config.audio_token == "<|reserved_special_token_0|>"
+    assert built.config.audio_token_id == vocab and built.config.mapper_pad_token_id == vocab + 1
+    assert len(built_processor.tokenizer) == vocab + 2 == built.get_input_embeddings().num_embeddings
