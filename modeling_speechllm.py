@@ -190,8 +190,7 @@ class SpeechMapper(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def stage_a_targets(
-    embedding_table: torch.Tensor,
+def stage_a_target_ids(
     transcript_ids: torch.Tensor,
     transcript_lengths: torch.Tensor,
     output_lengths: torch.Tensor,
@@ -265,6 +264,14 @@ class SpeechLLMOutput(CausalLMOutputWithPast):
     ce_loss: torch.Tensor | None = None
     mse_loss: torch.Tensor | None = None
     audio_embeddings: torch.Tensor | None = None
+
+
+@dataclass
+class StageATargets:
+    ids: torch.Tensor
+    embeddings: torch.Tensor
+    word_mask: torch.Tensor
+    pad_mask: torch.Tensor
 
 
 @dataclass
@@ -351,8 +358,8 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
             inputs_embeds = self.get_input_embeddings()(input_ids)
         audio = None
         if input_features is not None:
-            if input_features_mask is None:
-                raise ValueError("input_features_mask is required with input_features (1 = real feature frame)")
+            if input_features_mask is None or input_ids is None:
+                raise ValueError("audio needs input_ids (with placeholders) and input_features_mask: use the processor")
             audio = self.get_audio_features(input_features, input_features_mask)
             inputs_embeds = self.merge_audio_embeddings(input_ids, inputs_embeds, audio)
         outputs = self.language_model(
@@ -382,22 +389,21 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
 
     def transcript_mse(self, audio: SpeechMapperOutput, transcript_ids: torch.Tensor) -> torch.Tensor:
         """MSE of the mapper outputs to the embedding rows of the transcript, padded (stage-A targets)."""
-        table = self.get_input_embeddings().weight
-        lengths = (transcript_ids != -100).sum(-1)
-        targets, word_mask, pad_mask = self._stage_a_targets(table, transcript_ids, lengths, audio)
-        squared = (audio.embeddings - targets.to(audio.embeddings.dtype)).pow(2).mean(-1)
-        return masked_mean(squared, word_mask + pad_mask)
+        targets = self.stage_a_targets(transcript_ids, (transcript_ids != -100).sum(-1), audio)
+        squared = (audio.embeddings - targets.embeddings.to(audio.embeddings.dtype)).pow(2).mean(-1)
+        return masked_mean(squared, targets.word_mask + targets.pad_mask)
 
     # -- stage A ----------------------------------------------------------------------------------------------------
-    def _stage_a_targets(self, table, transcript_ids, transcript_lengths, audio: SpeechMapperOutput):
+    def stage_a_targets(self, transcript_ids, transcript_lengths, audio: SpeechMapperOutput) -> "StageATargets":
+        """Embedding rows of the transcript padded with the pad embedding, and which frames are words / padding."""
         num_frames = audio.embeddings.shape[1]
-        target_ids = stage_a_targets(
-            table, transcript_ids, transcript_lengths, audio.lengths, num_frames, self.config.mapper_pad_token_id
+        target_ids = stage_a_target_ids(
+            transcript_ids, transcript_lengths, audio.lengths, num_frames, self.config.mapper_pad_token_id
         )
         valid = lengths_to_mask(audio.lengths, num_frames)
         word_mask = lengths_to_mask(transcript_lengths + 1, num_frames) & valid  # real tokens + the first pad
-        pad_mask = valid & ~word_mask
-        return table[target_ids].detach(), word_mask.float(), pad_mask.float()
+        embeddings = self.get_input_embeddings().weight[target_ids].detach()
+        return StageATargets(target_ids, embeddings, word_mask.float(), (valid & ~word_mask).float())
 
     def stage_a_loss(
         self,
@@ -406,30 +412,29 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         transcript_ids: torch.Tensor,
         transcript_lengths: torch.Tensor | None = None,
     ) -> StageAOutput:
-        """Pretraining loss of the SpeechMapper: uses the LLM's input-embedding table only, never its layers."""
+        """Pretraining loss of the SpeechMapper: uses the LLM's input-embedding table only, never its layers.
+
+        `transcript_ids` are right-padded with -100 (or give `transcript_lengths`)."""
         if transcript_lengths is None:
             transcript_lengths = (transcript_ids != -100).sum(-1)
         audio = self.get_audio_features(input_features, input_features_mask)
-        table = self.get_input_embeddings().weight
-        targets, word_mask, pad_mask = self._stage_a_targets(table, transcript_ids, transcript_lengths, audio)
-        outputs = audio.embeddings
+        targets = self.stage_a_targets(transcript_ids, transcript_lengths, audio)
         config = self.config
         if config.stage_a_loss == "mse_cosine":
-            loss, parts = mse_cosine_loss(outputs, targets, word_mask, pad_mask, config.loss_alpha, config.loss_gamma)
+            loss, parts = mse_cosine_loss(
+                audio.embeddings, targets.embeddings, targets.word_mask, targets.pad_mask, config.loss_alpha, config.loss_gamma
+            )
         else:
-            loss, parts = self._l1_cosine_contrastive_ctc(audio, targets, word_mask, pad_mask, transcript_ids, transcript_lengths)
-        return StageAOutput(loss=loss, parts=parts, embeddings=outputs, lengths=audio.lengths)
+            loss, parts = self.l1_cosine_contrastive_ctc_loss(audio, targets, transcript_ids, transcript_lengths)
+        return StageAOutput(loss=loss, parts=parts, embeddings=audio.embeddings, lengths=audio.lengths)
 
-    def _l1_cosine_contrastive_ctc(self, audio, targets, word_mask, pad_mask, transcript_ids, transcript_lengths):
+    def l1_cosine_contrastive_ctc_loss(self, audio, targets: "StageATargets", transcript_ids, transcript_lengths):
         """IWSLT 2026: L1 + (1 − cosine) + w·contrastive over the vocabulary + CTC after block 1."""
         config, table = self.config, self.get_input_embeddings().weight
-        outputs, valid = audio.embeddings, word_mask + pad_mask
-        l1 = masked_mean((outputs - targets).abs().mean(-1), valid)
-        cosine = masked_mean(F.cosine_similarity(outputs, targets, dim=-1), word_mask)
-        target_ids = stage_a_targets(
-            table, transcript_ids, transcript_lengths, audio.lengths, outputs.shape[1], config.mapper_pad_token_id
-        )
-        contrastive = contrastive_loss(outputs, target_ids, valid, table.detach(), config.contrastive_temperature)
+        outputs, valid = audio.embeddings, targets.word_mask + targets.pad_mask
+        l1 = masked_mean((outputs - targets.embeddings).abs().mean(-1), valid)
+        cosine = masked_mean(F.cosine_similarity(outputs, targets.embeddings, dim=-1), targets.word_mask)
+        contrastive = contrastive_loss(outputs, targets.ids, valid, table.detach(), config.contrastive_temperature)
         ctc = ctc_loss(
             self.ctc_head(audio.first_block_hidden),
             audio.first_block_lengths,

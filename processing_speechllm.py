@@ -242,7 +242,6 @@ class SpeechLLMProcessor(ProcessorMixin):
         sampling_rate: int | None = None,
         padding_side: str | None = None,
         return_tensors: str = "pt",
-        **kwargs,
     ) -> BatchFeature:
         """Tokenise prompts holding one `audio_token` per audio; with `targets`, append them (+ end of turn) and
         return `labels` that are -100 everywhere but on the target tokens. Text is left-padded for generation and
@@ -315,19 +314,23 @@ class SpeechLLMProcessor(ProcessorMixin):
         tokenize: bool = True,
         sampling_rate: int | None = None,
         targets=None,
-        **kwargs,
+        return_dict: bool = True,
+        return_tensors: str = "pt",
     ):
         """One conversation (a list of messages) or a batch of them → model inputs (or the prompt strings).
 
         Message content is a string or a list of parts: {"type": "text", "text": ...} and
-        {"type": "audio", "audio": path | bytes | array | {"array", "sampling_rate"}}."""
+        {"type": "audio", "audio": path | bytes | array | {"array", "sampling_rate"}}. Tokenised output is always a
+        dict (`return_dict` is accepted for compatibility with other processors)."""
         batch = conversation if conversation and isinstance(conversation[0], list) else [conversation]
         rendered = [self.render_conversation(c, add_generation_prompt) for c in batch]
         prompts = [prompt for prompt, _ in rendered]
         if not tokenize:
             return prompts[0] if batch is not conversation else prompts
         audios = [audio for _, conversation_audios in rendered for audio in conversation_audios]
-        return self(text=prompts, audio=audios or None, targets=targets, sampling_rate=sampling_rate, **kwargs)
+        return self(
+            text=prompts, audio=audios or None, targets=targets, sampling_rate=sampling_rate, return_tensors=return_tensors
+        )
 
     def batch_decode(self, *args, **kwargs):
         return self.tokenizer.batch_decode(*args, **kwargs)
