@@ -108,6 +108,11 @@ class SpeechInstructPipeline(Pipeline):
         sequences = self.model.generate(**batch, **generate_kwargs)
         return {"new_tokens": sequences[:, batch["input_ids"].shape[1] :]}
 
+    def save_pretrained(self, save_directory, **kwargs):
+        """Model, remote code and the whole processor (the base class saves only tokenizer + feature extractor)."""
+        super().save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory)
+
     def postprocess(self, model_outputs):
         tokens = model_outputs["new_tokens"].reshape(-1)  # one input's row (batches are split by the iterator)
         return self.processor.decode(tokens, skip_special_tokens=True).strip()

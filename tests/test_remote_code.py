@@ -71,3 +71,21 @@ def test_checkpoint_loads_with_remote_code_in_a_fresh_process(tiny_checkpoint, t
     audio = make_audio(1.5, seed=7)
     assert loaded["task"] == local(audio, task="transcribe", **kwargs) and loaded["task"]
     assert loaded["inferred"] == local(audio, task="translate", target_language="de", **kwargs)
+
+
+def test_a_saved_pipeline_keeps_its_processor_settings(tiny_whisper, tmp_path):
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401
+
+    model, processor = tiny_whisper
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    pipe = pipeline("speech-instruct", model=str(tmp_path / "model"))
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = run_fresh(str(tmp_path / "pipe"), tmp_path)
+    assert loaded["classes"][3] == "SpeechLLMProcessor"
+    reloaded = pipeline("speech-instruct", model=str(tmp_path / "pipe"))
+    assert reloaded.processor.feature_stride == 2  # Whisper's conv stride survived the save
+    kwargs = dict(sampling_rate=16000, max_new_tokens=6, generate_kwargs={"min_new_tokens": 6})
+    assert loaded["task"] == pipe(make_audio(1.5, seed=7), task="transcribe", **kwargs)
