@@ -13,6 +13,8 @@ ENCODER_FEATURE_STRIDES = {"whisper": 2}
 
 # The papers' chat prompt (IWSLT 2026): audio in the user turn, then the instruction in the target language.
 DEFAULT_PROMPT_TEMPLATE = "<speech>{audio}</speech>\n Question: {instruction}\n\nYour answer:"
+# Its text-only twin for the MT/QA data of stages B and C: the source text stands where the speech was.
+DEFAULT_TEXT_PROMPT_TEMPLATE = "{text}\n Question: {instruction}\n\nYour answer:"
 
 LLAMA_3_1_8B = {
     "vocab_size": 128256,
@@ -88,6 +90,7 @@ class SpeechLLMConfig(PreTrainedConfig):
     audio_token_id: int | None = None
     mapper_pad_token_id: int | None = None
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    text_prompt_template: str = DEFAULT_TEXT_PROMPT_TEMPLATE
     max_audio_seconds: float = 60.0
     sampling_rate: int = 16000
     loss_alpha: float = 5.0

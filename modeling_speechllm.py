@@ -87,6 +87,18 @@ class SpeechEncoder(nn.Module):
         stride = self.config.encoder_feature_stride
         return -(-input_features_mask.sum(-1) // stride)
 
+    def silent_inputs(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shortest all-zero input this encoder accepts that still gives one mapper frame."""
+        encoder = self.config.encoder_config
+        if getattr(encoder, "max_source_positions", None) and getattr(encoder, "num_mel_bins", None):
+            frames = 2 * encoder.max_source_positions  # Whisper-style: a fixed window of mel frames
+            features = torch.zeros(1, encoder.num_mel_bins, frames, device=device)
+        else:
+            frames = self.config.total_downsampling * self.config.encoder_feature_stride
+            features = torch.zeros(1, frames, encoder.feature_projection_input_dim, device=device)
+        mask = torch.ones(1, frames, dtype=torch.long, device=device)
+        return features.to(next(self.encoder.parameters()).dtype), mask
+
     def select_layer(self, hidden_states: tuple) -> torch.Tensor:
         """Output of layer `encoder_layer` (1-based); 0 is the embeddings where the encoder reports them."""
         num_layers = self.config.encoder_num_layers
@@ -240,6 +252,65 @@ def ctc_loss(ctc_logits, ctc_lengths, transcript_ids, transcript_lengths, blank_
     return F.ctc_loss(log_probs, targets, ctc_lengths, transcript_lengths, blank=blank_id, zero_infinity=True)
 
 
+@dataclass
+class StageATargets:
+    ids: torch.Tensor
+    embeddings: torch.Tensor
+    word_mask: torch.Tensor
+    pad_mask: torch.Tensor
+
+
+@dataclass
+class StageAOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    parts: dict | None = None
+    embeddings: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+
+
+def stage_a_targets(config, table, transcript_ids, transcript_lengths, audio: SpeechMapperOutput) -> StageATargets:
+    """Embedding rows of the transcript padded with the pad embedding, and which frames are words / padding."""
+    num_frames = audio.embeddings.shape[1]
+    ids = stage_a_target_ids(transcript_ids, transcript_lengths, audio.lengths, num_frames, config.mapper_pad_token_id)
+    valid = lengths_to_mask(audio.lengths, num_frames)
+    word_mask = lengths_to_mask(transcript_lengths + 1, num_frames) & valid  # real tokens + the first pad
+    return StageATargets(ids, table[ids].detach(), word_mask.float(), (valid & ~word_mask).float())
+
+
+def stage_a_loss(config, table, ctc_head, audio: SpeechMapperOutput, transcript_ids, transcript_lengths=None) -> StageAOutput:
+    """The stage-A loss of `config.stage_a_loss` for mapper outputs `audio`; `table` is the LLM's embedding table."""
+    if transcript_lengths is None:
+        transcript_lengths = (transcript_ids != -100).sum(-1)
+    targets = stage_a_targets(config, table, transcript_ids, transcript_lengths, audio)
+    outputs = audio.embeddings
+    if config.stage_a_loss == "mse_cosine":
+        loss, parts = mse_cosine_loss(
+            outputs, targets.embeddings, targets.word_mask, targets.pad_mask, config.loss_alpha, config.loss_gamma
+        )
+    else:
+        loss, parts = l1_cosine_contrastive_ctc_loss(config, table, ctc_head, audio, targets, transcript_ids, transcript_lengths)
+    return StageAOutput(loss=loss, parts=parts, embeddings=outputs, lengths=audio.lengths)
+
+
+def l1_cosine_contrastive_ctc_loss(config, table, ctc_head, audio, targets: StageATargets, transcript_ids, transcript_lengths):
+    """IWSLT 2026: L1 + (1 − cosine) + w·contrastive over the vocabulary + CTC after block 1."""
+    outputs, valid = audio.embeddings, targets.word_mask + targets.pad_mask
+    l1 = masked_mean((outputs - targets.embeddings).abs().mean(-1), valid)
+    cosine = masked_mean(F.cosine_similarity(outputs, targets.embeddings, dim=-1), targets.word_mask)
+    contrastive = contrastive_loss(outputs, targets.ids, valid, table.detach(), config.contrastive_temperature)
+    ctc_logits = ctc_head(audio.first_block_hidden)
+    ctc = ctc_loss(ctc_logits, audio.first_block_lengths, transcript_ids, transcript_lengths, config.mapper_pad_token_id)
+    loss = l1 + (1 - cosine) + config.contrastive_weight * contrastive + config.ctc_weight * ctc
+    return loss, {"l1": l1, "cosine": cosine, "contrastive": contrastive, "ctc": ctc}
+
+
+def build_ctc_head(config: SpeechLLMConfig) -> nn.Module | None:
+    """The 2026 CTC head over the LLM vocabulary, after mapper block 1 (only for that loss variant)."""
+    if config.stage_a_loss != "l1_cosine_contrastive_ctc":
+        return None
+    return nn.Linear(config.mapper_widths[0], config.text_config.vocab_size)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Model
 # ---------------------------------------------------------------------------------------------------------------
@@ -266,34 +337,13 @@ class SpeechLLMOutput(CausalLMOutputWithPast):
     audio_embeddings: torch.Tensor | None = None
 
 
-@dataclass
-class StageATargets:
-    ids: torch.Tensor
-    embeddings: torch.Tensor
-    word_mask: torch.Tensor
-    pad_mask: torch.Tensor
-
-
-@dataclass
-class StageAOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    parts: dict | None = None
-    embeddings: torch.Tensor | None = None
-    lengths: torch.Tensor | None = None
-
-
 class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixin):
     def __init__(self, config: SpeechLLMConfig):
         super().__init__(config)
         self.audio_tower = SpeechEncoder(config)
         self.multi_modal_projector = SpeechMapper(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
-        vocab_size = config.text_config.vocab_size
-        self.ctc_head = (
-            nn.Linear(config.mapper_widths[0], vocab_size)
-            if config.stage_a_loss == "l1_cosine_contrastive_ctc"
-            else None
-        )
+        self.ctc_head = build_ctc_head(config)
         if config.lora:
             self._inject_lora(config.lora)
         self.post_init()
@@ -373,9 +423,12 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
             **kwargs,
         )
         loss, mse = outputs.loss, None
-        if self.config.loss_sigma > 0 and audio is not None and transcript_ids is not None and loss is not None:
+        sigma = self.config.loss_sigma
+        if sigma > 0 and audio is not None and transcript_ids is not None and loss is not None:
             mse = self.transcript_mse(audio, transcript_ids)
-            loss = (1 - self.config.loss_sigma) * outputs.loss + self.config.loss_sigma * mse
+            loss = (1 - sigma) * outputs.loss + sigma * mse * self.mse_share(labels, kwargs.get("num_items_in_batch"))
+        if loss is not None and audio is None and self.training and self.speech_modules_must_run():
+            loss = loss + self.zero_weighted_speech_pass()
         return SpeechLLMOutput(
             loss=loss,
             logits=outputs.logits,
@@ -387,63 +440,47 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
             audio_embeddings=None if audio is None else audio.embeddings,
         )
 
+    @staticmethod
+    def mse_share(labels: torch.Tensor, num_items_in_batch) -> float | torch.Tensor:
+        """Weight of this batch's (mean) MSE so that it adds up like the CE when the Trainer divides the CE sum by
+        the answer tokens of all devices and accumulation steps: this batch's share of those tokens."""
+        if num_items_in_batch is None:
+            return 1.0
+        local_items = (labels[..., 1:] != -100).sum()
+        return local_items.to(torch.float32) / torch.as_tensor(num_items_in_batch, device=labels.device)
+
+    def speech_modules_must_run(self) -> bool:
+        # Under DDP/ZeRO-3 every rank must run (and gather) the same modules each step, audio or not.
+        return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+    def zero_weighted_speech_pass(self) -> torch.Tensor:
+        features, mask = self.audio_tower.silent_inputs(self.multi_modal_projector.output_projection.weight.device)
+        audio = self.get_audio_features(features, mask)
+        return 0.0 * audio.embeddings.sum()
+
     def transcript_mse(self, audio: SpeechMapperOutput, transcript_ids: torch.Tensor) -> torch.Tensor:
-        """MSE of the mapper outputs to the embedding rows of the transcript, padded (stage-A targets)."""
-        targets = self.stage_a_targets(transcript_ids, (transcript_ids != -100).sum(-1), audio)
+        """MSE of the mapper outputs to the embedding rows of the transcript, padded (stage-A targets). Clips whose
+        transcript row is all -100 (no transcript) are left out."""
+        lengths = (transcript_ids != -100).sum(-1)
+        targets = stage_a_targets(self.config, self.get_input_embeddings().weight, transcript_ids, lengths, audio)
+        has_transcript = (lengths > 0).to(audio.embeddings.dtype)[:, None]
         squared = (audio.embeddings - targets.embeddings.to(audio.embeddings.dtype)).pow(2).mean(-1)
-        return masked_mean(squared, targets.word_mask + targets.pad_mask)
+        return masked_mean(squared, (targets.word_mask + targets.pad_mask) * has_transcript)
 
     # -- stage A ----------------------------------------------------------------------------------------------------
-    def stage_a_targets(self, transcript_ids, transcript_lengths, audio: SpeechMapperOutput) -> "StageATargets":
-        """Embedding rows of the transcript padded with the pad embedding, and which frames are words / padding."""
-        num_frames = audio.embeddings.shape[1]
-        target_ids = stage_a_target_ids(
-            transcript_ids, transcript_lengths, audio.lengths, num_frames, self.config.mapper_pad_token_id
-        )
-        valid = lengths_to_mask(audio.lengths, num_frames)
-        word_mask = lengths_to_mask(transcript_lengths + 1, num_frames) & valid  # real tokens + the first pad
-        embeddings = self.get_input_embeddings().weight[target_ids].detach()
-        return StageATargets(target_ids, embeddings, word_mask.float(), (valid & ~word_mask).float())
-
     def stage_a_loss(
         self,
         input_features: torch.Tensor,
         input_features_mask: torch.Tensor,
         transcript_ids: torch.Tensor,
         transcript_lengths: torch.Tensor | None = None,
-    ) -> StageAOutput:
+    ) -> "StageAOutput":
         """Pretraining loss of the SpeechMapper: uses the LLM's input-embedding table only, never its layers.
 
         `transcript_ids` are right-padded with -100 (or give `transcript_lengths`)."""
-        if transcript_lengths is None:
-            transcript_lengths = (transcript_ids != -100).sum(-1)
         audio = self.get_audio_features(input_features, input_features_mask)
-        targets = self.stage_a_targets(transcript_ids, transcript_lengths, audio)
-        config = self.config
-        if config.stage_a_loss == "mse_cosine":
-            loss, parts = mse_cosine_loss(
-                audio.embeddings, targets.embeddings, targets.word_mask, targets.pad_mask, config.loss_alpha, config.loss_gamma
-            )
-        else:
-            loss, parts = self.l1_cosine_contrastive_ctc_loss(audio, targets, transcript_ids, transcript_lengths)
-        return StageAOutput(loss=loss, parts=parts, embeddings=audio.embeddings, lengths=audio.lengths)
-
-    def l1_cosine_contrastive_ctc_loss(self, audio, targets: "StageATargets", transcript_ids, transcript_lengths):
-        """IWSLT 2026: L1 + (1 − cosine) + w·contrastive over the vocabulary + CTC after block 1."""
-        config, table = self.config, self.get_input_embeddings().weight
-        outputs, valid = audio.embeddings, targets.word_mask + targets.pad_mask
-        l1 = masked_mean((outputs - targets.embeddings).abs().mean(-1), valid)
-        cosine = masked_mean(F.cosine_similarity(outputs, targets.embeddings, dim=-1), targets.word_mask)
-        contrastive = contrastive_loss(outputs, targets.ids, valid, table.detach(), config.contrastive_temperature)
-        ctc = ctc_loss(
-            self.ctc_head(audio.first_block_hidden),
-            audio.first_block_lengths,
-            transcript_ids,
-            transcript_lengths,
-            config.mapper_pad_token_id,
-        )
-        loss = l1 + (1 - cosine) + config.contrastive_weight * contrastive + config.ctc_weight * ctc
-        return loss, {"l1": l1, "cosine": cosine, "contrastive": contrastive, "ctc": ctc}
+        table = self.get_input_embeddings().weight
+        return stage_a_loss(self.config, table, self.ctc_head, audio, transcript_ids, transcript_lengths)
 
     # -- generation -------------------------------------------------------------------------------------------------
     def prepare_inputs_for_generation(self, *args, is_first_iteration=False, **kwargs):

@@ -14,9 +14,9 @@ import torch
 from transformers import BatchFeature, ProcessorMixin
 
 try:
-    from .configuration_speechllm import DEFAULT_PROMPT_TEMPLATE, speech_output_lengths
+    from .configuration_speechllm import DEFAULT_PROMPT_TEMPLATE, DEFAULT_TEXT_PROMPT_TEMPLATE, speech_output_lengths
 except ImportError:
-    from configuration_speechllm import DEFAULT_PROMPT_TEMPLATE, speech_output_lengths
+    from configuration_speechllm import DEFAULT_PROMPT_TEMPLATE, DEFAULT_TEXT_PROMPT_TEMPLATE, speech_output_lengths
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ class SpeechLLMProcessor(ProcessorMixin):
         chat_template=None,
         audio_token: str = "<|audio|>",
         prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+        text_prompt_template: str = DEFAULT_TEXT_PROMPT_TEMPLATE,
         feature_stride: int = 1,
         frame_average: int = 2,
         mapper_strides=(2, 2),
@@ -153,6 +154,7 @@ class SpeechLLMProcessor(ProcessorMixin):
             chat_template = getattr(tokenizer, "chat_template", None)
         self.audio_token = audio_token
         self.prompt_template = prompt_template
+        self.text_prompt_template = text_prompt_template
         self.feature_stride = feature_stride
         self.frame_average = frame_average
         self.mapper_strides = list(mapper_strides)
@@ -170,6 +172,7 @@ class SpeechLLMProcessor(ProcessorMixin):
             tokenizer,
             audio_token=config.audio_token,
             prompt_template=config.prompt_template,
+            text_prompt_template=config.text_prompt_template,
             feature_stride=config.encoder_feature_stride,
             frame_average=config.frame_average,
             mapper_strides=config.mapper_strides,
