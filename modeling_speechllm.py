@@ -555,21 +555,26 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
     # -- saving -----------------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save weights (safetensors), config with `auto_map` and `custom_pipelines`, and the remote-code files."""
-        self.config.auto_map = {
-            "AutoConfig": "configuration_speechllm.SpeechLLMConfig",
-            "AutoModel": "modeling_speechllm.SpeechLLMForConditionalGeneration",
-            "AutoModelForCausalLM": "modeling_speechllm.SpeechLLMForConditionalGeneration",
-        }
-        self.config.custom_pipelines = {
-            "speech-instruct": {
-                "impl": "pipeline_speechllm.SpeechInstructPipeline",
-                "pt": ["AutoModel"],
-                "tf": [],
-                "type": "multimodal",
-            }
-        }
+        mark_for_remote_code(self.config)
         super().save_pretrained(save_directory, *args, **kwargs)
         copy_remote_code(save_directory)
+
+
+def mark_for_remote_code(config: SpeechLLMConfig):
+    """The config entries that let Auto classes and `pipeline()` find the code saved beside the weights."""
+    config.auto_map = {
+        "AutoConfig": "configuration_speechllm.SpeechLLMConfig",
+        "AutoModel": "modeling_speechllm.SpeechLLMForConditionalGeneration",
+        "AutoModelForCausalLM": "modeling_speechllm.SpeechLLMForConditionalGeneration",
+    }
+    config.custom_pipelines = {
+        "speech-instruct": {
+            "impl": "pipeline_speechllm.SpeechInstructPipeline",
+            "pt": ["AutoModel"],
+            "tf": [],
+            "type": "multimodal",
+        }
+    }
 
 
 REMOTE_CODE_FILES = (

@@ -1,0 +1,243 @@
+"""Train speechllm in the papers' three stages, on the HF Trainer (DeepSpeed ZeRO through accelerate).
+
+    accelerate launch train.py --stage mapper --model_name_or_path CKPT --train_file asr.jsonl --output_dir out/a
+    accelerate launch train.py --stage text   --model_name_or_path CKPT --train_file mt_qa.jsonl --output_dir out/b
+    accelerate launch train.py --stage joint  --model_name_or_path CKPT --mapper_checkpoint out/a \\
+        --lora_checkpoint out/b --train_file all.jsonl --output_dir out/c
+    python train.py run.yaml          # every argument from one YAML/JSON file
+    accelerate launch --use_deepspeed --deepspeed_config_file ds_config.json --num_processes 2 train.py ...
+
+Every TrainingArguments flag works (--max_steps, --per_device_train_batch_size, --resume_from_checkpoint, ...);
+flags not given take the stage's defaults from the papers (STAGE_DEFAULTS).
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+import transformers
+from transformers import HfArgumentParser, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+import pipeline_speechllm  # noqa: F401  (registers the project's classes: no remote-code prompt for our own code)
+from modeling_speechllm import SpeechLLMForConditionalGeneration, read_checkpoint_tensors
+from processing_speechllm import SpeechLLMProcessor
+from training.checkpoints import export_mapper_checkpoint
+from training.data import (
+    SPEECH_TASKS,
+    InstructionCollator,
+    TaskBatchSampler,
+    build_examples,
+    example_tasks,
+    keep_usable_rows,
+    parse_probabilities,
+    read_rows,
+)
+from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
+from training.trainer import SpeechLLMTrainer, plot_loss_curves
+
+logger = logging.getLogger("speechllm.train")
+
+STAGES = ("mapper", "text", "joint")
+# The papers' settings, used for every flag the user does not give (SpeechMapper; IWSLT 2026).
+STAGE_DEFAULTS = {
+    "mapper": {"learning_rate": 1e-4, "lr_scheduler_type": "cosine", "warmup_steps": 0.05, "train_sampling_strategy": "group_by_length"},
+    "text": {"learning_rate": 3e-4, "weight_decay": 0.1},
+    "joint": {"learning_rate": 5e-5, "max_steps": 1000, "lr_scheduler_type": "constant"},
+}
+COMMON_DEFAULTS = {"remove_unused_columns": False, "logging_steps": 10, "report_to": "tensorboard"}
+
+
+@dataclass
+class RecipeArguments:
+    stage: str = field(metadata={"help": "mapper (A) | text (B) | joint (C)", "choices": STAGES})
+    model_name_or_path: str = field(metadata={"help": "a speechllm checkpoint directory (e.g. scripts/build_from_parts.py)"})
+    train_file: str = field(metadata={"help": "manifest (.jsonl/.csv/.tsv) or a datasets directory"})
+    eval_file: str | None = field(default=None, metadata={"help": "same formats as train_file"})
+    mapper_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the SpeechMapper from this stage-A output"})
+    lora_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the LoRA adapters from this stage-B output"})
+    feature_cache_dir: str | None = field(default=None, metadata={"help": "mapper: encoder-feature cache (default ~/.cache/speechllm/features)"})
+    stage_a_loss: str | None = field(default=None, metadata={"help": "mse_cosine | l1_cosine_contrastive_ctc"})
+    loss_sigma: float | None = field(default=None, metadata={"help": "weight σ of the MSE term in (1−σ)·CE + σ·MSE"})
+    mapper_learning_rate: float = field(default=5e-5, metadata={"help": "joint: learning rate of the SpeechMapper"})
+    lora_learning_rate: float = field(default=1e-5, metadata={"help": "joint: learning rate of the LoRA adapters"})
+    task_sampling: bool = field(default=True, metadata={"help": "joint: one task per batch, drawn with task_probabilities"})
+    task_probabilities: str = field(default="asr=0.3,st=0.4,sqa=0.3")
+    st_language_probabilities: str = field(default="de=0.4,it=0.4,zh=0.2")
+    pair_st_with_mt: bool = field(default=True, metadata={"help": "joint: follow each ST batch by the MT batch of its rows"})
+    task_agnostic: bool = field(default=False, metadata={"help": "joint: ASR data only, CE + σ·MSE with σ=0.9, no LoRA"})
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: list[str]) -> tuple[RecipeArguments, TrainingArguments]:
+    """Command-line flags or one YAML/JSON file; the stage's defaults fill every flag not given."""
+    parser = HfArgumentParser((RecipeArguments, TrainingArguments))
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
+        values = read_config_file(argv[0])
+        stage = values.get("stage")
+        check_stage(stage)
+        return parser.parse_dict({**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage], **values})
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--stage")
+    stage = probe.parse_known_args(argv)[0].stage
+    check_stage(stage)
+    parser.set_defaults(**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage])
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def read_config_file(path: str) -> dict:
+    with open(path) as handle:
+        if path.endswith(".json"):
+            return json.load(handle)
+        import yaml
+
+        return yaml.safe_load(handle)
+
+
+def check_stage(stage):
+    if stage not in STAGES:
+        raise SystemExit(f"train.py: --stage must be one of {', '.join(STAGES)} (got {stage!r})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def mapper_stage(recipe, args, processor) -> dict:
+    """Stage A: cached encoder features → SpeechMapper → LLM embedding rows (no LLM layers)."""
+    overrides = {"stage_a_loss": recipe.stage_a_loss} if recipe.stage_a_loss else {}
+    model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **overrides)
+    cache_dir = recipe.feature_cache_dir or os.path.expanduser("~/.cache/speechllm/features")
+
+    def prepare(path, name):
+        with args.main_process_first(desc=f"checking {name} and caching its features"):
+            rows = keep_usable_rows(read_rows(path), lambda row: ("asr",), processor, True, name)
+            paths = fill_feature_cache(rows["audio_source"], recipe.model_name_or_path, model.config, processor, cache_dir)
+        rows = rows.add_column("feature_path", paths)
+        return rows.add_column("length", [int(d * 100) for d in rows["duration"]])
+
+    return {
+        "model": model,
+        "train_dataset": prepare(recipe.train_file, "train"),
+        "eval_dataset": prepare(recipe.eval_file, "eval") if recipe.eval_file else None,
+        "data_collator": StageACollator(processor.tokenizer),
+    }
+
+
+def instruction_stage(recipe, args, processor) -> dict:
+    """Stage B (text-only LoRA) or C (joint instruction tuning) on the full model."""
+    joint = recipe.stage == "joint"
+    sigma = 0.9 if recipe.task_agnostic and recipe.loss_sigma is None else recipe.loss_sigma
+    overrides = {} if sigma is None else {"loss_sigma": sigma}
+    model = SpeechLLMForConditionalGeneration.from_pretrained(recipe.model_name_or_path, **overrides)
+    if recipe.mapper_checkpoint:
+        load_tensors(model, recipe.mapper_checkpoint, "multi_modal_projector.")
+    attach_lora(model, recipe)
+    model.multi_modal_projector.requires_grad_(joint)
+    if model.ctc_head is not None:
+        model.ctc_head.requires_grad_(False)  # a stage-A-only head
+    probabilities = {"asr": 1.0} if recipe.task_agnostic else parse_probabilities(recipe.task_probabilities)
+    add_asr = joint and probabilities.get("asr", 0) > 0
+
+    def tasks_for_row(row):
+        tasks = example_tasks(row, recipe.stage)
+        if recipe.task_agnostic:
+            return ("asr",)
+        return tasks + ("asr",) if add_asr and row["task"] in SPEECH_TASKS and row["transcript"] else tasks
+
+    def prepare(path, name):
+        with args.main_process_first(desc=f"checking {name}"):
+            rows = keep_usable_rows(read_rows(path), tasks_for_row, processor, joint and bool(sigma), name)
+        if recipe.task_agnostic:
+            rows = rows.map(lambda row: {"task": "asr"})
+        return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt)
+
+    train_examples = prepare(recipe.train_file, "train")
+    sampler = None
+    if joint and recipe.task_sampling:
+        sampler = TaskBatchSampler(
+            train_examples,
+            args.per_device_train_batch_size,
+            probabilities,
+            parse_probabilities(recipe.st_language_probabilities),
+            num_processes=args.world_size,
+            seed=args.seed,
+        )
+    groups = {"multi_modal_projector": recipe.mapper_learning_rate, "lora_": recipe.lora_learning_rate} if joint else {}
+    return {
+        "model": model,
+        "train_dataset": train_examples,
+        "eval_dataset": prepare(recipe.eval_file, "eval") if recipe.eval_file else None,
+        "data_collator": InstructionCollator(processor),
+        "batch_sampler": sampler,
+        "group_learning_rates": groups,
+    }
+
+
+def load_tensors(model, checkpoint: str, prefix: str):
+    """Copy the tensors under `prefix` from another checkpoint into the model (e.g. the stage-A mapper)."""
+    keys = [key for key in model.state_dict() if key.startswith(prefix)]
+    missing, unexpected = model.load_state_dict(read_checkpoint_tensors(checkpoint, keys), strict=False)
+    logger.warning("loaded %d tensors under %r from %s", len(keys), prefix, checkpoint)
+
+
+def attach_lora(model, recipe):
+    """Stage B always trains LoRA; stage C keeps stage B's adapters (or starts new ones), unless task-agnostic."""
+    if recipe.lora_checkpoint:
+        from configuration_speechllm import SpeechLLMConfig
+
+        settings = SpeechLLMConfig.from_pretrained(recipe.lora_checkpoint).lora
+        if not settings:
+            raise ValueError(f"{recipe.lora_checkpoint} has no LoRA adapters (its config has no `lora`)")
+        if not model.config.lora:
+            model.enable_lora(**settings)
+        load_tensors(model, recipe.lora_checkpoint, "language_model.")
+    elif not model.config.lora and not recipe.task_agnostic:
+        model.enable_lora(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout)
+    for name, param in model.language_model.named_parameters():
+        param.requires_grad = "lora_" in name and not recipe.task_agnostic
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None):
+    recipe, args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s", level=logging.WARNING)
+    transformers.utils.logging.set_verbosity_warning()
+    processor = SpeechLLMProcessor.from_pretrained(recipe.model_name_or_path)
+    parts = mapper_stage(recipe, args, processor) if recipe.stage == "mapper" else instruction_stage(recipe, args, processor)
+    trainer = SpeechLLMTrainer(args=args, processing_class=processor.tokenizer, **parts)
+
+    resume = args.resume_from_checkpoint
+    if resume in ("latest", "true", "True"):
+        resume = get_last_checkpoint(args.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(args.output_dir)
+    if trainer.is_world_process_zero():
+        if recipe.stage == "mapper":
+            export_mapper_checkpoint(recipe.model_name_or_path, args.output_dir)
+        processor.save_pretrained(args.output_dir)
+        plot = plot_loss_curves(trainer.state.log_history, os.path.join(args.output_dir, "loss_curves.png"))
+        logger.warning("saved %s (stage %s)%s", args.output_dir, recipe.stage, f"; loss curves in {plot}" if plot else "")
+    trainer.accelerator.wait_for_everyone()
+    if args.push_to_hub:
+        trainer.push_to_hub(commit_message=f"speechllm stage {recipe.stage}")
+    return trainer
+
+
+if __name__ == "__main__":
+    main()

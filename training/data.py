@@ -1,0 +1,322 @@
+"""Training data: manifests and datasets → validated rows → task examples → model batches.
+
+A manifest is JSONL, CSV or TSV with the columns a task needs (`audio`, `transcript`, `task`, `src_lang`,
+`tgt_lang`, `translation`, `question`, `answer`); a `datasets` directory saved with `save_to_disk` or any dataset
+with an audio column works too. Audio is decoded with soundfile (no torchcodec). Bad rows are reported with their
+ids and skipped, and counted at the end: a run never dies halfway on one bad file, and never drops rows silently.
+"""
+
+import logging
+import os
+
+import datasets
+import numpy as np
+import torch
+
+from processing_speechllm import TRANSCRIBE_INSTRUCTION, load_audio, translation_instruction
+
+logger = logging.getLogger("speechllm.data")
+
+MANIFEST_COLUMNS = ("audio", "transcript", "task", "src_lang", "tgt_lang", "translation", "question", "answer")
+SPEECH_TASKS = ("asr", "st", "sqa")
+TEXT_TASKS = ("mt", "qa")
+# Columns each task needs (besides the task itself).
+TASK_COLUMNS = {
+    "asr": ("audio", "transcript"),
+    "st": ("audio", "tgt_lang", "translation"),
+    "sqa": ("audio", "question", "answer"),
+    "mt": ("transcript", "tgt_lang", "translation"),
+    "qa": ("transcript", "question", "answer"),
+}
+# The text twin of a speech task: the same row with its transcript in place of the audio.
+TEXT_TWIN = {"st": "mt", "sqa": "qa"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def read_rows(path: str) -> datasets.Dataset:
+    """A manifest (JSONL/CSV/TSV) or a saved `datasets` directory → a Dataset with every manifest column and `id`."""
+    if os.path.isdir(path):
+        dataset = datasets.load_from_disk(path)
+        if isinstance(dataset, datasets.DatasetDict):
+            raise ValueError(f"{path} holds several splits {list(dataset)}: pass the directory of one split")
+        base_dir = path
+    else:
+        extension = os.path.splitext(path)[1].lower()
+        readers = {".jsonl": ("json", {}), ".json": ("json", {}), ".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t"})}
+        if extension not in readers:
+            raise ValueError(f"{path}: unknown manifest type {extension!r}; use .jsonl, .csv, .tsv or a saved dataset")
+        builder, options = readers[extension]
+        dataset = datasets.load_dataset(builder, data_files=path, split="train", **options)
+        base_dir = os.path.dirname(os.path.abspath(path))
+    return normalise_columns(dataset, base_dir)
+
+
+def normalise_columns(dataset: datasets.Dataset, base_dir: str) -> datasets.Dataset:
+    """Undecoded audio, relative paths resolved against the manifest, missing columns as None, a string `id`."""
+    if "audio" in dataset.column_names and isinstance(dataset.features["audio"], datasets.Audio):
+        dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
+    missing = [c for c in MANIFEST_COLUMNS if c not in dataset.column_names]
+    for column in missing:
+        dataset = dataset.add_column(column, [None] * len(dataset))
+    if "id" not in dataset.column_names:
+        dataset = dataset.add_column("id", [str(i) for i in range(len(dataset))])
+
+    def resolve(row):
+        audio = row["audio"]
+        if isinstance(audio, dict):  # datasets Audio(decode=False): {"path", "bytes"}
+            audio = audio.get("bytes") or audio.get("path")
+        if isinstance(audio, str) and not os.path.isabs(audio):
+            audio = os.path.join(base_dir, audio)
+        task = row["task"] or ("asr" if audio is not None else None)
+        return {"audio_source": audio, "task": task, "id": str(row["id"])}
+
+    return dataset.map(resolve, remove_columns=["audio"], desc="reading rows")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checking
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def row_problem(row: dict, tasks_needed: tuple[str, ...], check_audio, tokenizer, tokens_per_second) -> dict:
+    """Why a row cannot be used ("" when it can), and its audio duration."""
+    task = row["task"]
+    if task not in TASK_COLUMNS:
+        return {"problem": f"unknown task {task!r}", "duration": 0.0, "num_tokens": 0}
+    for needed_task in tasks_needed:
+        absent = [c for c in TASK_COLUMNS[needed_task] if row.get(c if c != "audio" else "audio_source") in (None, "")]
+        if absent:
+            return {"problem": f"task {needed_task} needs {', '.join(absent)}", "duration": 0.0, "num_tokens": 0}
+    duration, num_tokens = 0.0, 0
+    if row["audio_source"] is not None and any(TASK_COLUMNS[t][0] == "audio" for t in tasks_needed):
+        try:
+            duration = check_audio(row["audio_source"])
+        except ValueError as error:
+            return {"problem": str(error), "duration": 0.0, "num_tokens": 0}
+        if row["transcript"]:
+            num_tokens = len(tokenizer(row["transcript"], add_special_tokens=False)["input_ids"])
+            frames = int(duration * tokens_per_second)
+            if tokens_per_second and num_tokens > frames:
+                return {
+                    "problem": f"transcript has {num_tokens} tokens but its {duration:.2f} s of audio give only "
+                    f"{frames} mapper frames",
+                    "duration": duration,
+                    "num_tokens": num_tokens,
+                }
+    return {"problem": "", "duration": duration, "num_tokens": num_tokens}
+
+
+def keep_usable_rows(dataset, tasks_for_row, processor, check_transcript_fits: bool, name: str) -> datasets.Dataset:
+    """Check every row (decoding its audio once), log each bad one with its id and reason, and drop it."""
+    rate = processor.sampling_rate
+
+    def check_audio(source) -> float:
+        samples = load_audio(source, None, rate, name="audio")
+        if len(samples) > processor.max_samples:
+            raise ValueError(f"audio lasts {len(samples) / rate:.1f} s, over the {processor.max_samples / rate:.1f} s maximum")
+        if processor.num_audio_tokens(len(processor.feature_extractor(samples, sampling_rate=rate)["input_features"][0])) < 1:
+            raise ValueError(f"audio is too short ({len(samples) / rate:.3f} s)")
+        return len(samples) / rate
+
+    tokens_per_second = mapper_frames_per_second(processor) if check_transcript_fits else 0.0
+    checked = dataset.map(
+        lambda row: row_problem(row, tasks_for_row(row), check_audio, processor.tokenizer, tokens_per_second),
+        desc=f"checking {name}",
+    )
+    problems = [(i, p) for i, p in zip(checked["id"], checked["problem"]) if p]
+    for row_id, problem in problems:
+        logger.warning("%s: skipping row %s: %s", name, row_id, problem)
+    usable = checked.filter(lambda row: not row["problem"], desc=f"dropping bad rows of {name}")
+    logger.warning("%s: %d rows usable, %d skipped as bad", name, len(usable), len(problems))
+    return usable
+
+
+def mapper_frames_per_second(processor) -> float:
+    """Mapper frames per second of audio (exact for whole multiples of the downsampling)."""
+    hop_seconds = 0.01 * getattr(processor.feature_extractor, "stride", 1)  # 10 ms mel hops, stacked by `stride`
+    return float(processor.num_audio_tokens(10_000)) / (10_000 * hop_seconds)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Examples per stage
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def example_tasks(row: dict, stage: str) -> tuple[str, ...]:
+    """What a row is trained as in a stage: the mapper learns ASR from every transcribed clip; the text stage
+    uses MT/QA rows and the text twins of ST/SQA rows; the joint stage the speech tasks (+ MT/QA rows)."""
+    task = row["task"]
+    if stage == "mapper":
+        return ("asr",)
+    if stage == "text":
+        return (task,) if task in TEXT_TASKS else ((TEXT_TWIN[task],) if task in TEXT_TWIN else ())
+    return (task,)
+
+
+def build_examples(rows: datasets.Dataset, stage: str, add_asr: bool = False, pair_text_twins: bool = False):
+    """One example per (row, task): column `as_task`; `twin_of` links an MT twin to its ST example."""
+    records = []
+    for index, row in enumerate(rows):
+        tasks = list(example_tasks(row, stage))
+        if stage == "joint" and add_asr and row["task"] != "asr" and row["audio_source"] and row["transcript"]:
+            tasks.append("asr")
+        for task in tasks:
+            records.append({"row": index, "as_task": task, "twin_of": -1})
+            if pair_text_twins and task in TEXT_TWIN and row["transcript"]:
+                records.append({"row": index, "as_task": TEXT_TWIN[task], "twin_of": len(records) - 1})
+    if not records:
+        raise ValueError(f"no usable examples for stage {stage}: check the task column and the required columns")
+    examples = datasets.Dataset.from_list(records)
+    columns = rows.select(examples["row"])
+    for name in columns.column_names:
+        examples = examples.add_column(name, columns[name])
+    return examples
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prompts and batches
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def instruction_for(example: dict) -> str:
+    task = example["as_task"]
+    if task == "asr":
+        return TRANSCRIBE_INSTRUCTION
+    if task in ("st", "mt"):
+        return translation_instruction(example["tgt_lang"])
+    return example["question"]
+
+
+def target_for(example: dict) -> str:
+    return {"asr": example["transcript"], "st": example["translation"], "mt": example["translation"]}.get(
+        example["as_task"], example["answer"]
+    )
+
+
+def conversation_for(example: dict, processor) -> list[dict]:
+    instruction = instruction_for(example)
+    if example["as_task"] in TEXT_TASKS:
+        text = processor.text_prompt_template.format(text=example["transcript"], instruction=instruction)
+        return [{"role": "user", "content": text}]
+    audio = {"type": "audio", "audio": example["audio_source"]}
+    return [{"role": "user", "content": [audio, {"type": "text", "text": instruction}]}]
+
+
+class InstructionCollator:
+    """Examples → prompt + answer ids, labels only on the answer, audio features, and transcript ids (for σ·MSE)."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def __call__(self, examples: list[dict]) -> dict:
+        conversations = [conversation_for(e, self.processor) for e in examples]
+        targets = [target_for(e) for e in examples]
+        batch = dict(self.processor.apply_chat_template(conversations, targets=targets))
+        spoken = [e for e in examples if e["as_task"] in SPEECH_TASKS]
+        if spoken:
+            batch["transcript_ids"] = pad_token_rows(
+                [self.tokenize(e["transcript"]) if e["transcript"] else [] for e in spoken]
+            )
+        return batch
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def pad_token_rows(rows: list[list[int]]) -> torch.Tensor:
+    width = max(1, max(len(r) for r in rows))
+    return torch.tensor([r + [-100] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Joint stage: task sampling and paired batches
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class TaskBatchSampler(torch.utils.data.Sampler):
+    """Batches of one task each, the task drawn with `task_probabilities` (ST target languages with
+    `language_probabilities`); with paired twins, every ST batch is followed by the MT batch of the same rows.
+
+    Batches come in rounds of `num_processes` of the same kind, so that when the data loader deals batch i to
+    process i % num_processes, every process gets an ST batch and then its own MT twin batch, and all processes
+    run the same modules at each step. Deterministic for a (seed, epoch); `set_epoch` reshuffles.
+    """
+
+    def __init__(self, examples, batch_size, task_probabilities, language_probabilities, num_processes=1, seed=0):
+        self.batch_size, self.num_processes, self.seed, self.epoch = batch_size, num_processes, seed, 0
+        tasks, languages, twins = examples["as_task"], examples["tgt_lang"], examples["twin_of"]
+        self.twin_of_example = {source: index for index, source in enumerate(twins) if source >= 0}
+        self.pools = {}
+        for index, (task, language) in enumerate(zip(tasks, languages)):
+            if task in SPEECH_TASKS:
+                self.pools.setdefault((task, language if task == "st" else None), []).append(index)
+        self.pool_weights = self.weights(task_probabilities, language_probabilities)
+        self.num_rounds = max(1, sum(len(p) for p in self.pools.values()) // (batch_size * num_processes))
+
+    def weights(self, task_probabilities, language_probabilities) -> dict:
+        weights = {}
+        for task, language in self.pools:
+            weight = task_probabilities.get(task, 0.0)
+            if task == "st":
+                present = [lang for t, lang in self.pools if t == "st"]
+                total = sum(language_probabilities.get(lang, 0.0) for lang in present) or 1.0
+                weight *= language_probabilities.get(language, 0.0) / total
+            weights[(task, language)] = weight
+        if sum(weights.values()) <= 0:
+            raise ValueError(f"task probabilities {task_probabilities} give zero weight to every task in the data")
+        return weights
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def rngs(self):
+        """Separate streams for the task draws and the shuffling, so __len__ can replay the draws alone."""
+        return np.random.default_rng([self.seed, self.epoch, 0]), np.random.default_rng([self.seed, self.epoch, 1])
+
+    def __len__(self) -> int:
+        task_rng, _ = self.rngs()
+        return sum(1 for _ in self.round_kinds(task_rng)) * self.num_processes
+
+    def round_kinds(self, rng):
+        keys = [k for k in self.pools if self.pool_weights[k] > 0]
+        probabilities = np.array([self.pool_weights[k] for k in keys])
+        for _ in range(self.num_rounds):
+            key = keys[rng.choice(len(keys), p=probabilities / probabilities.sum())]
+            yield key
+            if key[0] == "st" and self.twin_of_example:
+                yield ("twin", key)
+
+    def __iter__(self):
+        task_rng, rng = self.rngs()
+        order = {key: list(rng.permutation(pool)) for key, pool in self.pools.items()}
+        cursor = dict.fromkeys(self.pools, 0)
+        previous_round = []
+        for kind in self.round_kinds(task_rng):
+            if kind[0] == "twin":
+                batches = [[self.twin_of_example[i] for i in batch if i in self.twin_of_example] or batch for batch in previous_round]
+            else:
+                batches = [self.draw(kind, order, cursor, rng) for _ in range(self.num_processes)]
+            previous_round = batches
+            yield from batches
+
+    def draw(self, key, order, cursor, rng) -> list[int]:
+        pool = order[key]
+        if cursor[key] + self.batch_size > len(pool):  # pool exhausted: reshuffle it and start over
+            order[key] = pool = list(rng.permutation(self.pools[key]))
+            cursor[key] = 0
+        batch = pool[cursor[key] : cursor[key] + self.batch_size]
+        cursor[key] += self.batch_size
+        return [int(i) for i in batch]
+
+
+def parse_probabilities(text: str) -> dict[str, float]:
+    """"asr=0.3,st=0.4,sqa=0.3" → {"asr": 0.3, ...}"""
+    pairs = [item.split("=") for item in text.split(",") if item.strip()]
+    try:
+        return {key.strip(): float(value) for key, value in pairs}
+    except ValueError as error:
+        raise ValueError(f"cannot read probabilities {text!r}: write them as name=weight,name=weight") from error

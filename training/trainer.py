@@ -1,0 +1,87 @@
+"""The Trainer of speechllm: learning rates per parameter group, task-sampled batches, loss curves as a PNG."""
+
+import json
+import logging
+import os
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import Trainer
+
+logger = logging.getLogger("speechllm.trainer")
+
+
+class SpeechLLMTrainer(Trainer):
+    """`Trainer` with two additions the recipe needs.
+
+    group_learning_rates: {substring of a parameter name: learning rate}; matching trainable parameters get their own
+        AdamW group (stage C: mapper 5e-5, LoRA 1e-5), the rest keep `args.learning_rate`.
+    batch_sampler: yields lists of example indices (task-sampled, paired batches); `accelerate` deals batch i to
+        process i % num_processes, as with any batch sampler.
+    """
+
+    def __init__(self, *args, group_learning_rates: dict[str, float] | None = None, batch_sampler=None, **kwargs):
+        self.group_learning_rates = group_learning_rates or {}
+        self.batch_sampler = batch_sampler
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.group_learning_rates:
+            model = self.model if model is None else model
+            groups = {}
+            for name, param in model.named_parameters():
+                if not param.requires_grad:
+                    continue
+                rate = next((lr for part, lr in self.group_learning_rates.items() if part in name), self.args.learning_rate)
+                groups.setdefault(rate, []).append(param)
+            self.optimizer = torch.optim.AdamW(
+                [{"params": params, "lr": rate} for rate, params in groups.items()],
+                lr=self.args.learning_rate,
+                betas=(self.args.adam_beta1, self.args.adam_beta2),
+                eps=self.args.adam_epsilon,
+                weight_decay=self.args.weight_decay,
+            )
+            logger.info("optimizer groups: %s", {rate: len(params) for rate, params in groups.items()})
+            return self.optimizer
+        return super().create_optimizer(model)
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.batch_sampler is None:
+            return super().get_train_dataloader()
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=self.batch_sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+        )
+        return self.accelerator.prepare(loader)
+
+
+def plot_loss_curves(log_history: list[dict], path: str) -> str | None:
+    """Training (and evaluation) loss against the step, as a PNG beside the checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {
+        name: [(entry["step"], entry[name]) for entry in log_history if name in entry and "step" in entry]
+        for name in ("loss", "eval_loss")
+    }
+    if not any(series.values()):
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, points in series.items():
+        if points:
+            steps, values = zip(*points)
+            axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=name.replace("_", " "))
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    with open(os.path.splitext(path)[0] + ".json", "w") as handle:
+        json.dump(series, handle)
+    return path
