@@ -412,6 +412,9 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
                 raise ValueError("audio needs input_ids (with placeholders) and input_features_mask: use the processor")
             audio = self.get_audio_features(input_features, input_features_mask)
             inputs_embeds = self.merge_audio_embeddings(input_ids, inputs_embeds, audio)
+        elif self.training and self.speech_modules_must_run():
+            # At the same point as real audio, so every process runs (and gathers) the modules in the same order.
+            inputs_embeds = inputs_embeds + self.zero_weighted_speech_pass().to(inputs_embeds.dtype)
         outputs = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -427,8 +430,6 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         if sigma > 0 and audio is not None and transcript_ids is not None and loss is not None:
             mse = self.transcript_mse(audio, transcript_ids)
             loss = (1 - sigma) * outputs.loss + sigma * mse * self.mse_share(labels, kwargs.get("num_items_in_batch"))
-        if loss is not None and audio is None and self.training and self.speech_modules_must_run():
-            loss = loss + self.zero_weighted_speech_pass()
         return SpeechLLMOutput(
             loss=loss,
             logits=outputs.logits,

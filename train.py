@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import transformers
@@ -140,10 +141,11 @@ def instruction_stage(recipe, args, processor) -> dict:
     joint = recipe.stage == "joint"
     sigma = 0.9 if recipe.task_agnostic and recipe.loss_sigma is None else recipe.loss_sigma
     overrides = {} if sigma is None else {"loss_sigma": sigma}
-    model = SpeechLLMForConditionalGeneration.from_pretrained(recipe.model_name_or_path, **overrides)
-    if recipe.mapper_checkpoint:
-        load_tensors(model, recipe.mapper_checkpoint, "multi_modal_projector.")
-    attach_lora(model, recipe)
+    with whole_tensors_while_loading():
+        model = SpeechLLMForConditionalGeneration.from_pretrained(recipe.model_name_or_path, **overrides)
+        if recipe.mapper_checkpoint:
+            load_tensors(model, recipe.mapper_checkpoint, lambda key: key.startswith("multi_modal_projector."), "SpeechMapper")
+        attach_lora(model, recipe)
     model.multi_modal_projector.requires_grad_(joint)
     if model.ctc_head is not None:
         model.ctc_head.requires_grad_(False)  # a stage-A-only head
@@ -185,11 +187,26 @@ def instruction_stage(recipe, args, processor) -> dict:
     }
 
 
-def load_tensors(model, checkpoint: str, prefix: str):
-    """Copy the tensors under `prefix` from another checkpoint into the model (e.g. the stage-A mapper)."""
-    keys = [key for key in model.state_dict() if key.startswith(prefix)]
-    missing, unexpected = model.load_state_dict(read_checkpoint_tensors(checkpoint, keys), strict=False)
-    logger.warning("loaded %d tensors under %r from %s", len(keys), prefix, checkpoint)
+@contextmanager
+def whole_tensors_while_loading():
+    """Under ZeRO-3, build the model with whole tensors and let deepspeed.initialize partition it: loading the
+    stage-A mapper and the stage-B adapters into it needs whole tensors (each process holds the model once in CPU
+    memory while loading)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    reference = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = reference
+
+
+def load_tensors(model, checkpoint: str, wanted, what: str):
+    """Copy the model's tensors whose names pass `wanted` from another checkpoint (the stage-A mapper, LoRA)."""
+    keys = [key for key in model.state_dict() if wanted(key)]
+    model.load_state_dict(read_checkpoint_tensors(checkpoint, keys), strict=False)
+    logger.warning("loaded the %s (%d tensors) from %s", what, len(keys), checkpoint)
 
 
 def attach_lora(model, recipe):
@@ -202,7 +219,7 @@ def attach_lora(model, recipe):
             raise ValueError(f"{recipe.lora_checkpoint} has no LoRA adapters (its config has no `lora`)")
         if not model.config.lora:
             model.enable_lora(**settings)
-        load_tensors(model, recipe.lora_checkpoint, "language_model.")
+        load_tensors(model, recipe.lora_checkpoint, lambda key: "lora_" in key, "LoRA adapters")
     elif not model.config.lora and not recipe.task_agnostic:
         model.enable_lora(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout)
     for name, param in model.language_model.named_parameters():
@@ -214,13 +231,13 @@ def attach_lora(model, recipe):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None):
+def main(argv: list[str] | None = None, callbacks=None):
     recipe, args = parse_arguments(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s", level=logging.WARNING)
     transformers.utils.logging.set_verbosity_warning()
     processor = SpeechLLMProcessor.from_pretrained(recipe.model_name_or_path)
     parts = mapper_stage(recipe, args, processor) if recipe.stage == "mapper" else instruction_stage(recipe, args, processor)
-    trainer = SpeechLLMTrainer(args=args, processing_class=processor.tokenizer, **parts)
+    trainer = SpeechLLMTrainer(args=args, processing_class=processor.tokenizer, callbacks=callbacks, **parts)
 
     resume = args.resume_from_checkpoint
     if resume in ("latest", "true", "True"):
