@@ -525,6 +525,12 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         self.config.lora = None
         return self
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        model.audio_tower.requires_grad_(False)  # loading makes fresh Parameters, which require grad again
+        return model
+
     # -- building from pretrained parts -------------------------------------------------------------------------
     @classmethod
     def from_pretrained_parts(

@@ -214,6 +214,7 @@ def test_save_and_load_give_bit_identical_logits(tiny, tmp_path):
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, reloaded(**batch).logits)
     assert (tmp_path / "model.safetensors").exists()
+    assert not any(p.requires_grad for p in reloaded.audio_tower.parameters())  # the encoder stays frozen
 
 
 def test_lora_targets_only_the_language_model_and_survives_save_merge(tiny, tmp_path):

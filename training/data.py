@@ -28,6 +28,7 @@ TASK_COLUMNS = {
     "mt": ("transcript", "tgt_lang", "translation"),
     "qa": ("transcript", "question", "answer"),
 }
+UNUSED = "no task for this stage"
 # The text twin of a speech task: the same row with its transcript in place of the audio.
 TEXT_TWIN = {"st": "mt", "sqa": "qa"}
 
@@ -87,6 +88,8 @@ def row_problem(row: dict, tasks_needed: tuple[str, ...], check_audio, tokenizer
     task = row["task"]
     if task not in TASK_COLUMNS:
         return {"problem": f"unknown task {task!r}", "duration": 0.0, "num_tokens": 0}
+    if not tasks_needed:
+        return {"problem": UNUSED, "duration": 0.0, "num_tokens": 0}
     for needed_task in tasks_needed:
         absent = [c for c in TASK_COLUMNS[needed_task] if row.get(c if c != "audio" else "audio_source") in (None, "")]
         if absent:
@@ -127,11 +130,14 @@ def keep_usable_rows(dataset, tasks_for_row, processor, check_transcript_fits: b
         lambda row: row_problem(row, tasks_for_row(row), check_audio, processor.tokenizer, tokens_per_second),
         desc=f"checking {name}",
     )
-    problems = [(i, p) for i, p in zip(checked["id"], checked["problem"]) if p]
+    problems = [(i, p) for i, p in zip(checked["id"], checked["problem"]) if p and p != UNUSED]
     for row_id, problem in problems:
         logger.warning("%s: skipping row %s: %s", name, row_id, problem)
     usable = checked.filter(lambda row: not row["problem"], desc=f"dropping bad rows of {name}")
-    logger.warning("%s: %d rows usable, %d skipped as bad", name, len(usable), len(problems))
+    unused = len(checked) - len(usable) - len(problems)
+    logger.warning(
+        "%s: %d rows usable, %d skipped as bad, %d with no task for this stage", name, len(usable), len(problems), unused
+    )
     return usable
 
 

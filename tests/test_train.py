@@ -1,0 +1,255 @@
+"""train.py: the three stages on the tiny checkpoint, data checks, task sampling, resume, DeepSpeed on 2 processes."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from conftest import ROOT, make_audio
+from test_remote_code import run_fresh
+
+import train
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from training.data import TaskBatchSampler, build_examples, keep_usable_rows, read_rows
+
+TRANSCRIPTS = ["the fox", "speech", "the model", "we present", "language", "the mapper", "test", "the dog"]
+PROBES = os.path.join(ROOT, "tests", "train_with_probes.py")
+
+
+@pytest.fixture(scope="session")
+def seamless_checkpoint(tmp_path_factory):
+    from make_tiny_checkpoint import build_tiny
+
+    model, processor = build_tiny("seamless", seed=0)
+    path = tmp_path_factory.mktemp("tiny-train")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory):
+    """8 good clips as ASR/ST/SQA rows, one MT row, and three bad rows (missing, empty, not audio)."""
+    directory = tmp_path_factory.mktemp("data")
+    rows = []
+    for i, text in enumerate(TRANSCRIPTS):
+        soundfile.write(directory / f"clip{i}.wav", make_audio(2.5 + 0.25 * (i % 3), seed=i, frequency=140 + 35 * i), 16000)
+        task = ["asr", "st", "sqa"][i % 3]
+        row = {"id": f"good{i}", "audio": f"clip{i}.wav", "transcript": text, "task": task}
+        if task == "st":
+            row.update(tgt_lang=["de", "it"][i % 2], translation=["das ist gut", "va bene"][i % 2])
+        if task == "sqa":
+            row.update(question="what is said?", answer=text)
+        rows.append(row)
+    rows.append({"id": "text0", "transcript": "the fox", "task": "mt", "tgt_lang": "de", "translation": "der fuchs"})
+    soundfile.write(directory / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    (directory / "notes.wav").write_text("not audio")
+    rows += [
+        {"id": "bad-missing", "audio": "missing.wav", "transcript": "x", "task": "asr"},
+        {"id": "bad-empty", "audio": "empty.wav", "transcript": "x", "task": "asr"},
+        {"id": "bad-text", "audio": "notes.wav", "transcript": "x", "task": "asr"},
+    ]
+    path = directory / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return str(path)
+
+
+def run_stage(stage, checkpoint, manifest, output_dir, *extra, steps=12):
+    argv = [
+        "--stage", stage, "--model_name_or_path", checkpoint, "--train_file", manifest, "--output_dir", str(output_dir),
+        "--max_steps", str(steps), "--per_device_train_batch_size", "4", "--logging_steps", "1", "--report_to", "none",
+        "--save_strategy", "no", "--seed", "0", *extra,
+    ]
+    return train.main(argv)
+
+
+def losses(trainer):
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_bad_rows_are_reported_by_id_and_counted(manifest, seamless_checkpoint, caplog):
+    from processing_speechllm import SpeechLLMProcessor
+
+    processor = SpeechLLMProcessor.from_pretrained(seamless_checkpoint)
+    with caplog.at_level(logging.WARNING, logger="speechllm.data"):
+        rows = keep_usable_rows(read_rows(manifest), lambda row: ("asr",), processor, True, "train")
+    assert sorted(rows["id"]) == sorted(f"good{i}" for i in range(8))
+    text = caplog.text
+    assert "skipping row bad-missing: audio: file" in text and "does not exist" in text
+    assert "skipping row bad-empty: audio has 0 samples" in text
+    assert "skipping row bad-text: audio: cannot decode audio" in text
+    assert "skipping row text0: task asr needs audio" in text
+    assert "train: 8 rows usable, 4 skipped as bad" in text
+
+
+def test_stage_mapper_loss_falls_reuses_the_cache_and_exports_a_full_checkpoint(
+    seamless_checkpoint, manifest, tmp_path, caplog
+):
+    extra = ["--feature_cache_dir", str(tmp_path / "cache"), "--learning_rate", "1e-3", "--warmup_steps", "0"]
+    with caplog.at_level(logging.WARNING, logger="speechllm.stage_a"):
+        trainer = run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "a", *extra, steps=30)
+    assert "0 of 8 clips already cached, computing 8" in caplog.text
+    curve = losses(trainer)
+    # loss = 5·MSE_words + 5·MSE_pad − 100·cosine: the cosine term must climb well above its random start
+    assert np.mean(curve[-5:]) < curve[0] - 20, curve
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="speechllm.stage_a"):
+        run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "a2", *extra, steps=1)
+    assert "8 of 8 clips already cached, computing 0" in caplog.text
+
+    exported = SpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "a")
+    trained = trainer.model.multi_modal_projector.state_dict()
+    for key, value in exported.multi_modal_projector.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    base = SpeechLLMForConditionalGeneration.from_pretrained(seamless_checkpoint)
+    assert torch.equal(exported.language_model.lm_head.weight, base.language_model.lm_head.weight)
+    assert (tmp_path / "a" / "loss_curves.png").stat().st_size > 1000
+
+
+def test_stage_mapper_reads_only_the_embedding_table_of_the_llm(seamless_checkpoint, manifest, tmp_path, monkeypatch):
+    import modeling_speechllm
+    from transformers import AutoModelForCausalLM
+
+    read = []
+    real_safe_open = modeling_speechllm.safe_open
+
+    class RecordingHandle:
+        def __init__(self, *args, **kwargs):
+            self.handle = real_safe_open(*args, **kwargs)
+
+        def __enter__(self):
+            self.inner = self.handle.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.handle.__exit__(*exc)
+
+        def keys(self):
+            return self.inner.keys()
+
+        def get_tensor(self, key):
+            read.append(key)
+            return self.inner.get_tensor(key)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("stage A loaded the LLM")
+
+    monkeypatch.setattr(modeling_speechllm, "safe_open", RecordingHandle)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
+    trainer = run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "a", "--feature_cache_dir", str(tmp_path / "c"), steps=1)
+    llm_keys = [key for key in read if key.startswith("language_model.")]
+    assert llm_keys == ["language_model.model.embed_tokens.weight"]
+    assert not any(name.startswith("language_model") for name, _ in trainer.model.named_parameters())
+
+
+def test_stage_text_trains_only_lora_and_its_loss_falls(seamless_checkpoint, manifest, tmp_path):
+    trainer = run_stage("text", seamless_checkpoint, manifest, tmp_path / "b", "--learning_rate", "3e-2", steps=30)
+    curve = losses(trainer)
+    assert np.mean(curve[-3:]) < 0.7 * curve[0], curve
+    trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_stage_joint_loss_falls_and_greedy_survives_reload(seamless_checkpoint, manifest, tmp_path):
+    trainer = run_stage(
+        "joint", seamless_checkpoint, manifest, tmp_path / "c", "--mapper_learning_rate", "3e-3",
+        "--lora_learning_rate", "2e-3", "--loss_sigma", "0.5", steps=20,
+    )
+    curve = losses(trainer)
+    assert np.mean(curve[-3:]) < 0.7 * curve[0], curve
+    rates = sorted(group["lr"] for group in trainer.optimizer.param_groups)
+    assert rates == pytest.approx([2e-3, 3e-3])  # LoRA and mapper at their own rates (constant schedule)
+    model = trainer.model.eval()
+    reloaded = SpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "c").eval()
+    from processing_speechllm import SpeechLLMProcessor
+
+    processor = SpeechLLMProcessor.from_pretrained(tmp_path / "c")
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": make_audio(2.5, seed=1)}, {"type": "text", "text": "what?"}]}]
+    inputs = processor.apply_chat_template(conversation, sampling_rate=16000)
+    with torch.no_grad():
+        before = model.generate(**inputs, do_sample=False, max_new_tokens=8)
+        after = reloaded.generate(**inputs, do_sample=False, max_new_tokens=8)
+    assert before.tolist() == after.tolist()
+
+
+def test_task_sampler_pairs_each_st_batch_with_its_mt_twin_on_the_same_process(seamless_checkpoint, manifest):
+    rows = read_rows(manifest).filter(lambda row: row["id"].startswith("good"))
+    examples = build_examples(rows, "joint", add_asr=True, pair_text_twins=True)
+    sampler = TaskBatchSampler(examples, 1, {"asr": 0.3, "st": 0.4, "sqa": 0.3}, {"de": 0.5, "it": 0.5}, num_processes=2, seed=3)
+    batches = list(sampler)
+    assert batches == list(sampler) and len(batches) == len(sampler)  # deterministic for a seed and epoch
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    tasks = examples["as_task"]
+    per_process = [batches[rank::2] for rank in range(2)]
+    for own in per_process:
+        for current, following in zip(own, own[1:]):
+            if tasks[current[0]] == "st":
+                assert tasks[following[0]] == "mt" and examples["row"][following[0]] == examples["row"][current[0]]
+    # both processes run the same task at each step
+    assert all(tasks[a[0]] == tasks[b[0]] for a, b in zip(*per_process))
+    assert {tasks[b[0]] for b in batches} == {"asr", "st", "mt", "sqa"}
+
+
+def run_probed(argv, env_extra, timeout=900, processes=1, ds_config=None):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", **env_extra)
+    if processes == 1:
+        command = [sys.executable, PROBES, *argv]
+    else:
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed", "--deepspeed_config_file", ds_config,
+            "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            PROBES, *argv, "--ddp_backend", "gloo",
+        ]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def stage_argv(stage, checkpoint, manifest, output_dir, steps, *extra):
+    return [
+        "--stage", stage, "--model_name_or_path", checkpoint, "--train_file", manifest, "--output_dir", str(output_dir),
+        "--max_steps", str(steps), "--per_device_train_batch_size", "2", "--logging_steps", "1", "--report_to", "none",
+        "--seed", "0", *extra,
+    ]
+
+
+def logged_losses(output_dir) -> dict[int, float]:
+    with open(os.path.join(output_dir, "loss_curves.json")) as handle:
+        return {int(step): value for step, value in json.load(handle)["loss"]}
+
+
+def test_a_killed_run_resumes_on_the_same_loss_curve(seamless_checkpoint, manifest, tmp_path):
+    argv = stage_argv("joint", seamless_checkpoint, manifest, tmp_path / "straight", 8, "--save_steps", "3", "--learning_rate", "1e-3")
+    straight = run_probed(argv, {})
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed_dir = tmp_path / "killed"
+    argv = stage_argv("joint", seamless_checkpoint, manifest, killed_dir, 8, "--save_steps", "3", "--learning_rate", "1e-3")
+    killed = run_probed(argv, {"PROBE_KILL_AT_STEP": "5"})
+    assert killed.returncode == -signal.SIGKILL and sorted(os.listdir(killed_dir)) == ["checkpoint-3"]
+    resumed = run_probed(argv + ["--resume_from_checkpoint", "latest"], {})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, got = logged_losses(tmp_path / "straight"), logged_losses(killed_dir)
+    assert sorted(got) == list(range(1, 9))  # steps 1-3 from the checkpoint's history, 4-8 logged after resuming
+    for step, value in got.items():
+        assert value == pytest.approx(expected[step], rel=1e-4, abs=1e-5), (step, value, expected[step])
+
+
+@pytest.mark.parametrize("ds_config", ["ds_config.json", "ds_config_zero3.json"])
+def test_two_process_deepspeed_trains_shards_and_saves(ds_config, seamless_checkpoint, manifest, tmp_path):
+    output = tmp_path / "out"
+    ids_dir = tmp_path / "ids"
+    ids_dir.mkdir()
+    argv = stage_argv("joint", seamless_checkpoint, manifest, output, 4, "--task_sampling", "false", "--save_strategy", "no")
+    result = run_probed(argv, {"PROBE_IDS_DIR": str(ids_dir)}, processes=2, ds_config=os.path.join(ROOT, ds_config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    seen = [set((ids_dir / f"rank-{rank}.txt").read_text().split()) for rank in range(2)]
+    assert seen[0] and seen[1] and seen[0] != seen[1]  # each process trains on its own share of the rows
+    assert len(logged_losses(output)) == 4
+    loaded = run_fresh(str(output), tmp_path)
+    assert loaded["classes"][1] == "SpeechLLMForConditionalGeneration" and loaded["task"]
