@@ -302,3 +302,31 @@ def test_build_from_parts_adds_tokens_or_reuses_reserved_ones(tiny, tmp_path):
     assert built.config.audio_token == "<|reserved_special_token_0|>"
     assert built.config.audio_token_id == vocab and built.config.mapper_pad_token_id == vocab + 1
     assert len(built_processor.tokenizer) == vocab + 2 == built.get_input_embeddings().num_embeddings
+
+
+def test_text_only_batches_still_run_the_speech_modules_under_distributed_training(tiny, monkeypatch):
+    model = copy.deepcopy(tiny[0]).train()
+    processor = tiny[1]
+    batch = processor.apply_chat_template([{"role": "user", "content": "the fox"}], targets="der fuchs")
+    plain = model(**batch).loss
+    monkeypatch.setattr(type(model), "speech_modules_must_run", lambda self: True)
+    synced = model(**batch).loss
+    synced.backward()
+    assert torch.equal(plain, synced)  # the speech pass adds exactly zero
+    grad = model.multi_modal_projector.output_projection.weight.grad
+    assert grad is not None and torch.count_nonzero(grad) == 0  # took part in the step, changed nothing
+
+
+def test_mse_adds_up_like_the_ce_across_devices(tiny):
+    model, processor = tiny
+    sigma_model = copy.deepcopy(model)
+    sigma_model.config.loss_sigma = 0.9
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": make_audio(2.0)}, {"type": "text", "text": "say it"}]}]
+    batch = processor.apply_chat_template(conversation, targets="the fox", sampling_rate=16000)
+    transcript_ids = torch.tensor([processor.tokenizer("the fox", add_special_tokens=False)["input_ids"]])
+    n_items = int((batch["labels"][:, 1:] != -100).sum())
+    with torch.no_grad():
+        alone = sigma_model(**batch, transcript_ids=transcript_ids)
+        # as one of two devices with equal token counts: each device's loss is half, the Trainer scales by 2
+        shared = sigma_model(**batch, transcript_ids=transcript_ids, num_items_in_batch=torch.tensor(2 * n_items))
+    assert torch.allclose(2 * shared.loss, alone.loss, atol=1e-5)
