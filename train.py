@@ -123,7 +123,7 @@ def mapper_stage(recipe, args, processor) -> dict:
 
     def prepare(path, name):
         with args.main_process_first(desc=f"checking {name} and caching its features"):
-            rows = keep_usable_rows(read_rows(path), lambda row: ("asr",), processor, True, name)
+            rows = keep_usable_rows(read_rows(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
             paths = fill_feature_cache(rows["audio_source"], recipe.model_name_or_path, model.config, processor, cache_dir)
         rows = rows.add_column("feature_path", paths)
         return rows.add_column("length", [int(d * 100) for d in rows["duration"]])
@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None, callbacks=None):
     recipe, args = parse_arguments(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s", level=logging.WARNING)
     transformers.utils.logging.set_verbosity_warning()
+    transformers.set_seed(args.seed)  # before any weight is created: new LoRA adapters draw from the RNG
     processor = SpeechLLMProcessor.from_pretrained(recipe.model_name_or_path)
     parts = mapper_stage(recipe, args, processor) if recipe.stage == "mapper" else instruction_stage(recipe, args, processor)
     trainer = SpeechLLMTrainer(args=args, processing_class=processor.tokenizer, callbacks=callbacks, **parts)
