@@ -49,6 +49,10 @@ def main():
     parser.add_argument("--encoder-layer", type=int, default=24)
     parser.add_argument("--frame-average", type=int, default=2)
     parser.add_argument("--strides", type=int, nargs="+", default=[2, 2])
+    parser.add_argument("--mapper-widths", type=int, nargs="+", default=[1024, 2048])
+    parser.add_argument("--mapper-layers", type=int, default=6, help="Transformer layers per mapper block")
+    parser.add_argument("--mapper-ffn-dim", type=int, default=2560)
+    parser.add_argument("--mapper-heads", type=int, default=16)
     args = parser.parse_args()
     model, processor = build_from_parts(
         args.encoder,
@@ -56,6 +60,10 @@ def main():
         encoder_layer=args.encoder_layer,
         frame_average=args.frame_average,
         mapper_strides=args.strides,
+        mapper_widths=args.mapper_widths,
+        mapper_layers_per_block=args.mapper_layers,
+        mapper_ffn_dim=args.mapper_ffn_dim,
+        mapper_heads=args.mapper_heads,
     )
     model.save_pretrained(args.outdir)
     processor.save_pretrained(args.outdir)
