@@ -63,3 +63,19 @@ def test_resaved_smollm2_matches_the_gguf_model(part_cache):
         answer = resaved.generate(**inputs, max_new_tokens=12, do_sample=False)[0, inputs["input_ids"].shape[1] :]
     assert len(tokenizer.decode(answer, skip_special_tokens=True).split()) >= 2
     assert os.path.exists(os.path.join(path, "model.safetensors"))
+
+
+def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_whisper, tmp_path):
+    import json
+
+    from evaluation.run import evaluate_model
+
+    model, processor = tiny_whisper
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "audio": ARCTIC, "transcript": ARCTIC_TEXT, "task": "asr"}))
+    results = evaluate_model(str(tmp_path / "model"), str(manifest), str(tmp_path / "out"), parts.whisper_tiny_en(), max_new_tokens=5)
+    assert results["systems"]["whisper"]["scores"]["asr/en"]["wer"] == 0.0  # the real decoder gets it right
+    assert results["systems"]["speechllm"]["scores"]["asr/en"]["wer"] > 0.5  # a random model does not
+    assert results["predictions"][0]["whisper"].lower().startswith("and you always")
