@@ -43,6 +43,17 @@ def tiny_checkpoint(request, tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def seamless_checkpoint(tmp_path_factory):
+    from make_tiny_checkpoint import build_tiny
+
+    model, processor = build_tiny("seamless", seed=0)
+    path = tmp_path_factory.mktemp("tiny-train")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return str(path)
+
+
 def make_audio(seconds: float, seed: int = 0, frequency: float = 220.0) -> np.ndarray:
     """A tone with noise: deterministic speech-like energy, without any file."""
     rng = np.random.default_rng(seed)

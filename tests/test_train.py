@@ -23,17 +23,6 @@ PROBES = os.path.join(ROOT, "tests", "train_with_probes.py")
 
 
 @pytest.fixture(scope="session")
-def seamless_checkpoint(tmp_path_factory):
-    from make_tiny_checkpoint import build_tiny
-
-    model, processor = build_tiny("seamless", seed=0)
-    path = tmp_path_factory.mktemp("tiny-train")
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="session")
 def manifest(tmp_path_factory):
     """8 good clips as ASR/ST/SQA rows, one MT row, and three bad rows (missing, empty, not audio)."""
     directory = tmp_path_factory.mktemp("data")

@@ -1,0 +1,167 @@
+"""fakACL-style speech data: the LLM-written talks, segmented into chunks, spoken by varied voices, with QA pairs.
+
+    python -m synthesis.build_dataset --output_dir data/fakacl [--talks synthesis/talks.jsonl] [--seed 0] [--limit N]
+
+Writes OUTPUT/audio/{train,test}/*.wav, the manifests OUTPUT/{train,test}.jsonl (ASR and SQA rows usable by train.py
+and evaluation.run) and the same rows as `datasets` directories OUTPUT/{train,test}_dataset. The test split holds
+talks AND voices that the training split never has. Deterministic for a seed; resumable: a clip already on disk is
+kept, and each clip is written under a temporary name first, so a killed run continues where it stopped.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import sys
+
+import soundfile
+from tqdm.auto import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from synthesis.speak import SAMPLING_RATE, Speaker, all_voices, split_voices  # noqa: E402
+from synthesis.write_talks import clean_sentences  # noqa: E402
+
+DEFAULT_TALKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "talks.jsonl")
+MAX_CHUNK_WORDS = 30
+STOPWORDS = set(
+    "the a an and or but of to in on for with by from as at is are was were be been being this that these those it its "
+    "we our you your they their there which what who how can will would could should may might more most such also "
+    "into than then them not only very have has had".split()
+)
+
+
+def read_talks(path: str) -> list[dict]:
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def chunk_talk(talk: dict) -> list[dict]:
+    """Consecutive sentences grouped into chunks of at most MAX_CHUNK_WORDS words (one sentence at least)."""
+    chunks, current = [], []
+    for sentence in clean_sentences(talk["raw"]):
+        if current and len(" ".join(current + [sentence]).split()) > MAX_CHUNK_WORDS:
+            chunks.append(current)
+            current = []
+        current.append(sentence)
+    if current:
+        chunks.append(current)
+    return [{"id": f"{talk['id']}-{i}", "talk": talk["id"], "topic": talk["topic"], "text": " ".join(c)} for i, c in enumerate(chunks)]
+
+
+def is_held_out(talk_id: str, fraction: float) -> bool:
+    digest = int(hashlib.sha1(talk_id.encode()).hexdigest()[:8], 16)
+    return digest / 0xFFFFFFFF < fraction
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Questions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def content_words(text: str) -> list[str]:
+    words = re.findall(r"[A-Za-z][A-Za-z'-]+", text)
+    return [w for w in words if w.lower() not in STOPWORDS and len(w) >= 4]
+
+
+def questions_for(chunk: dict, rng: random.Random) -> list[dict]:
+    """Two extractive QA pairs per chunk, answerable only by listening: a cloze and a what-comes-next question;
+    plus the talk's topic when the chunk names it."""
+    text, pairs = chunk["text"], []
+    candidates = content_words(text)
+    if candidates:
+        answer = rng.choice(candidates)
+        sentence = next(s for s in re.split(r"(?<=[.!?]) ", text) if re.search(rf"\b{re.escape(answer)}\b", s))
+        blanked = re.sub(rf"\b{re.escape(answer)}\b", "___", sentence, count=1)
+        pairs.append({"question": f"Which word fills the blank in what the speaker said: \"{blanked}\"", "answer": answer})
+    words = text.split()
+    positions = [i for i in range(len(words) - 1) if words[i + 1].strip(".,!?").lower() not in STOPWORDS]
+    if positions:
+        i = rng.choice(positions)
+        pairs.append({"question": f"Which word does the speaker say right after \"{words[i].strip('.,!?')}\"?", "answer": words[i + 1].strip(".,!?")})
+    if chunk["topic"].lower() in text.lower():
+        pairs.append({"question": "What is the topic of this talk?", "answer": chunk["topic"]})
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def plan(talks: list[dict], seed: int, held_out_fraction: float, limit: int | None) -> list[dict]:
+    """Every clip to make: its chunk, split, voice and questions, all fixed by the seed."""
+    train_voices, test_voices = split_voices(all_voices())
+    clips = []
+    for talk in talks:
+        split = "test" if is_held_out(talk["id"], held_out_fraction) else "train"
+        for chunk in chunk_talk(talk):
+            rng = random.Random(f"{seed}:{chunk['id']}")
+            voice = rng.choice(test_voices if split == "test" else train_voices)
+            clips.append({**chunk, "split": split, "voice": voice, "questions": questions_for(chunk, rng)})
+    return clips[:limit]
+
+
+def synthesise(clips: list[dict], output_dir: str) -> None:
+    speaker = Speaker()
+    missing = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
+    print(f"{len(clips) - len(missing)} of {len(clips)} clips already spoken, {len(missing)} to speak")
+    for clip in tqdm(missing, desc="speaking", unit="clip"):
+        path = clip_path(output_dir, clip)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        samples = speaker.speak(clip["text"], clip["voice"])
+        temporary = path + ".partial.wav"
+        soundfile.write(temporary, samples, SAMPLING_RATE)
+        os.replace(temporary, path)
+
+
+def clip_path(output_dir: str, clip: dict) -> str:
+    return os.path.join(output_dir, "audio", clip["split"], clip["id"] + ".wav")
+
+
+def rows_for(clip: dict) -> list[dict]:
+    audio = os.path.join("audio", clip["split"], clip["id"] + ".wav")
+    common = {"audio": audio, "transcript": clip["text"], "voice": clip["voice"].key, "talk": clip["talk"], "topic": clip["topic"]}
+    rows = [{"id": clip["id"], "task": "asr", **common, "question": None, "answer": None}]  # same columns in every row
+    rows += [{"id": f"{clip['id']}-q{i}", "task": "sqa", **common, **pair} for i, pair in enumerate(clip["questions"])]
+    return rows
+
+
+def write_splits(clips: list[dict], output_dir: str) -> dict[str, int]:
+    import datasets
+
+    counts = {}
+    for split in ("train", "test"):
+        rows = [row for clip in clips if clip["split"] == split for row in rows_for(clip)]
+        with open(os.path.join(output_dir, f"{split}.jsonl"), "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+        absolute = [{**row, "audio": os.path.join(os.path.abspath(output_dir), row["audio"])} for row in rows]
+        if absolute:
+            datasets.Dataset.from_list(absolute).save_to_disk(os.path.join(output_dir, f"{split}_dataset"))
+        counts[split] = len(rows)
+    return counts
+
+
+def build(output_dir: str, talks_path: str = DEFAULT_TALKS, seed: int = 0, held_out_fraction: float = 0.1, limit=None):
+    clips = plan(read_talks(talks_path), seed, held_out_fraction, limit)
+    synthesise(clips, output_dir)
+    counts = write_splits(clips, output_dir)
+    print(f"wrote {output_dir}: {counts} rows from {len(clips)} clips")
+    return clips
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--talks", default=DEFAULT_TALKS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--held_out_fraction", type=float, default=0.1)
+    parser.add_argument("--limit", type=int, help="only the first N clips (a quick look)")
+    args = parser.parse_args()
+    build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit)
+
+
+if __name__ == "__main__":
+    main()

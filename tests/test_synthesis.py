@@ -1,0 +1,99 @@
+"""fakACL-style synthesis: segmentation, questions, held-out talks and voices, determinism, resuming."""
+
+import hashlib
+import json
+
+import pytest
+import soundfile
+
+from synthesis.build_dataset import build, chunk_talk, plan, questions_for
+from synthesis.speak import Speaker, Voice, all_voices, split_voices
+from synthesis.write_talks import clean_sentences
+
+RAW = (
+    "Hello everyone and welcome! Today we present a new method for speech translation of lectures. "
+    "Our model listens to the talk and writes the translation directly; it needs no transcript. "
+    "#NLP #Speech **We tested it on three languages.** The results improved by four points (see table 2)."
+)
+
+
+def talks_file(tmp_path, count=24):
+    topics = ["speech translation", "machine translation", "question answering"]
+    talks = [{"id": f"talk-{i}", "topic": topics[i % 3], "angle": "x", "raw": RAW.replace("lectures", f"lectures {i}")} for i in range(count)]
+    path = tmp_path / "talks.jsonl"
+    path.write_text("\n".join(json.dumps(t) for t in talks))
+    return str(path), talks
+
+
+def test_sentences_are_cleaned_and_greetings_dropped():
+    assert clean_sentences(RAW) == [
+        "Today we present a new method for speech translation of lectures.",
+        "Our model listens to the talk and writes the translation directly.",
+        "It needs no transcript.",
+        "We tested it on three languages.",
+        "The results improved by four points.",
+    ]
+
+
+def test_chunks_stay_short_and_questions_are_extractive():
+    import random
+
+    chunks = chunk_talk({"id": "t", "topic": "speech translation", "raw": RAW})
+    assert [len(c["text"].split()) <= 30 for c in chunks] == [True] * len(chunks) and len(chunks) >= 2
+    for chunk in chunks:
+        for pair in questions_for(chunk, random.Random(0)):
+            assert pair["answer"].lower() in chunk["text"].lower()
+
+
+def test_held_out_split_has_unseen_talks_and_unseen_voices(tmp_path):
+    path, talks = talks_file(tmp_path, count=60)
+    from synthesis.build_dataset import read_talks
+
+    clips = plan(read_talks(path), seed=0, held_out_fraction=0.2, limit=None)
+    train = [c for c in clips if c["split"] == "train"]
+    test = [c for c in clips if c["split"] == "test"]
+    assert train and test
+    assert not {c["talk"] for c in train} & {c["talk"] for c in test}
+    assert not {c["voice"] for c in train} & {c["voice"] for c in test}
+    train_voices, test_voices = split_voices(all_voices())
+    assert {c["voice"] for c in test} <= set(test_voices) and len({c["voice"].engine for c in train}) == 2
+
+
+def test_both_engines_speak_16k_audio():
+    speaker = Speaker()
+    for voice in (Voice("piper", "joe", 1.0), Voice("espeak", "en-gb-scotland", 160, 40)):
+        samples = speaker.speak("We present a new method.", voice)
+        assert samples.dtype.name == "float32" and 0.8 < len(samples) / 16000 < 4.0 and abs(samples).max() > 0.05
+
+
+def digest(directory):
+    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*.wav"))}
+
+
+def test_synthesis_is_deterministic_and_resumes(tmp_path, capsys):
+    path, _ = talks_file(tmp_path, count=4)
+    build(str(tmp_path / "a"), path, seed=3, limit=8)
+    build(str(tmp_path / "b"), path, seed=3, limit=8)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b") and len(digest(tmp_path / "a")) == 8
+    assert (tmp_path / "a" / "train.jsonl").read_text() == (tmp_path / "b" / "train.jsonl").read_text()
+    victim = sorted((tmp_path / "a").rglob("*.wav"))[2]
+    victim.unlink()
+    capsys.readouterr()
+    build(str(tmp_path / "a"), path, seed=3, limit=8)
+    assert "7 of 8 clips already spoken, 1 to speak" in capsys.readouterr().out
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+
+
+def test_synthesised_data_feeds_train_py(tmp_path, seamless_checkpoint):
+    from training.data import keep_usable_rows, read_rows
+    from processing_speechllm import SpeechLLMProcessor
+
+    path, _ = talks_file(tmp_path, count=3)
+    build(str(tmp_path / "data"), path, seed=0, limit=4)
+    processor = SpeechLLMProcessor.from_pretrained(seamless_checkpoint)
+    written = len((tmp_path / "data" / "train.jsonl").read_text().splitlines())
+    for source in (tmp_path / "data" / "train.jsonl", tmp_path / "data" / "train_dataset"):
+        rows = keep_usable_rows(read_rows(str(source)), lambda row: (row["task"],), processor, False, "synth")
+        assert len(rows) == written and set(rows["task"]) == {"asr", "sqa"}
+        info = soundfile.info(rows[0]["audio_source"])
+        assert info.samplerate == 16000 and info.duration > 1.0
