@@ -124,6 +124,7 @@ def mapper_stage(recipe, args, processor) -> dict:
     def prepare(path, name):
         with args.main_process_first(desc=f"checking {name} and caching its features"):
             rows = keep_usable_rows(read_rows(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
+            rows = first_of_each_clip(rows)
             paths = fill_feature_cache(rows["audio_source"], recipe.model_name_or_path, model.config, processor, cache_dir)
         rows = rows.add_column("feature_path", paths)
         return rows.add_column("length", [int(d * 100) for d in rows["duration"]])
@@ -134,6 +135,16 @@ def mapper_stage(recipe, args, processor) -> dict:
         "eval_dataset": prepare(recipe.eval_file, "eval") if recipe.eval_file else None,
         "data_collator": StageACollator(processor.tokenizer),
     }
+
+
+def first_of_each_clip(rows):
+    """One row per (audio, transcript): SQA rows usually reuse an ASR row's clip, which stage A must not weigh twice."""
+    seen, keep = set(), []
+    for index, key in enumerate(zip(rows["audio_source"], rows["transcript"])):
+        if key not in seen:
+            seen.add(key)
+            keep.append(index)
+    return rows.select(keep)
 
 
 def instruction_stage(recipe, args, processor) -> dict:

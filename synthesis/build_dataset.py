@@ -91,16 +91,19 @@ def questions_for(chunk: dict, rng: random.Random) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def plan(talks: list[dict], seed: int, held_out_fraction: float, limit: int | None) -> list[dict]:
-    """Every clip to make: its chunk, split, voice and questions, all fixed by the seed."""
+def plan(talks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1) -> list[dict]:
+    """Every clip to make: its chunk, split, voice and questions, all fixed by the seed. A training chunk is spoken
+    by `voices_per_chunk` different voices (each its own clip); a held-out chunk by one held-out voice."""
     train_voices, test_voices = split_voices(all_voices())
     clips = []
     for talk in talks:
         split = "test" if is_held_out(talk["id"], held_out_fraction) else "train"
         for chunk in chunk_talk(talk):
             rng = random.Random(f"{seed}:{chunk['id']}")
-            voice = rng.choice(test_voices if split == "test" else train_voices)
-            clips.append({**chunk, "split": split, "voice": voice, "questions": questions_for(chunk, rng)})
+            voices = rng.sample(test_voices, 1) if split == "test" else rng.sample(train_voices, voices_per_chunk)
+            for number, voice in enumerate(voices):
+                clip_id = chunk["id"] if number == 0 else f"{chunk['id']}-v{number}"
+                clips.append({**chunk, "id": clip_id, "split": split, "voice": voice, "questions": questions_for(chunk, rng)})
     return clips[:limit]
 
 
@@ -144,8 +147,8 @@ def write_splits(clips: list[dict], output_dir: str) -> dict[str, int]:
     return counts
 
 
-def build(output_dir: str, talks_path: str = DEFAULT_TALKS, seed: int = 0, held_out_fraction: float = 0.1, limit=None):
-    clips = plan(read_talks(talks_path), seed, held_out_fraction, limit)
+def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1):
+    clips = plan(read_talks(talks_path), seed, held_out_fraction, limit, voices_per_chunk)
     synthesise(clips, output_dir)
     counts = write_splits(clips, output_dir)
     print(f"wrote {output_dir}: {counts} rows from {len(clips)} clips")
@@ -159,8 +162,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held_out_fraction", type=float, default=0.1)
     parser.add_argument("--limit", type=int, help="only the first N clips (a quick look)")
+    parser.add_argument("--voices_per_chunk", type=int, default=1, help="training chunks spoken by this many voices")
     args = parser.parse_args()
-    build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit)
+    build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk)
 
 
 if __name__ == "__main__":
