@@ -244,3 +244,17 @@ def test_two_process_deepspeed_trains_shards_and_saves(ds_config, seamless_check
     assert len(logged_losses(output)) == 4
     loaded = run_fresh(str(output), tmp_path)
     assert loaded["classes"][1] == "SpeechLLMForConditionalGeneration" and loaded["task"]
+
+
+def test_stage_defaults_fill_only_the_flags_not_given(tmp_path):
+    base = ["--model_name_or_path", "m", "--train_file", "t.jsonl", "--output_dir", str(tmp_path)]
+    recipe, args = train.parse_arguments(["--stage", "mapper", *base])
+    assert (args.learning_rate, args.lr_scheduler_type.value, args.train_sampling_strategy) == (1e-4, "cosine", "group_by_length")
+    recipe, args = train.parse_arguments(["--stage", "text", "--learning_rate", "0.002", *base])
+    assert args.learning_rate == 0.002 and args.weight_decay == 0.1
+    config = tmp_path / "run.yaml"
+    config.write_text(f"stage: joint\nmodel_name_or_path: m\ntrain_file: t.jsonl\noutput_dir: {tmp_path}\nlora_learning_rate: 0.0003\n")
+    recipe, args = train.parse_arguments([str(config)])
+    assert recipe.stage == "joint" and recipe.lora_learning_rate == 0.0003 and args.max_steps == 1000
+    with pytest.raises(SystemExit, match="--stage must be one of mapper, text, joint"):
+        train.parse_arguments(["--stage", "pretrain", *base])
