@@ -61,21 +61,22 @@ def is_held_out(talk_id: str, fraction: float) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def content_words(text: str) -> list[str]:
-    words = re.findall(r"[A-Za-z][A-Za-z'-]+", text)
-    return [w for w in words if w.lower() not in STOPWORDS and len(w) >= 4]
+def is_content_word(word: str) -> bool:
+    return word.isalpha() and len(word) >= 4 and word.lower() not in STOPWORDS
 
 
 def questions_for(chunk: dict, rng: random.Random) -> list[dict]:
     """Two extractive QA pairs per chunk, answerable only by listening: a cloze and a what-comes-next question;
     plus the talk's topic when the chunk names it."""
     text, pairs = chunk["text"], []
-    candidates = content_words(text)
-    if candidates:
-        answer = rng.choice(candidates)
-        sentence = next(s for s in re.split(r"(?<=[.!?]) ", text) if re.search(rf"\b{re.escape(answer)}\b", s))
-        blanked = re.sub(rf"\b{re.escape(answer)}\b", "___", sentence, count=1)
-        pairs.append({"question": f"Which word fills the blank in what the speaker said: \"{blanked}\"", "answer": answer})
+    sentences = [s.split() for s in re.split(r"(?<=[.!?]) ", text)]
+    blanks = [(i, j) for i, words in enumerate(sentences) for j, w in enumerate(words) if is_content_word(w.strip(".,!?"))]
+    if blanks:
+        i, j = rng.choice(blanks)
+        words = list(sentences[i])
+        answer = words[j].strip(".,!?")
+        words[j] = words[j].replace(answer, "___")
+        pairs.append({"question": f"Which word fills the blank in what the speaker said: \"{' '.join(words)}\"", "answer": answer})
     words = text.split()
     positions = [i for i in range(len(words) - 1) if words[i + 1].strip(".,!?").lower() not in STOPWORDS]
     if positions:
