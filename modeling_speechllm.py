@@ -364,6 +364,20 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
     def get_decoder(self):
         return self.language_model.get_decoder()
 
+    def resize_token_embeddings(self, new_num_tokens: int, *args, **kwargs):
+        """Resize the LLM's embeddings and the 2026 CTC head over the same vocabulary (new rows freshly drawn)."""
+        embeddings = self.language_model.resize_token_embeddings(new_num_tokens, *args, **kwargs)
+        self.config.text_config.vocab_size = embeddings.num_embeddings
+        if self.ctc_head is not None and self.ctc_head.out_features != embeddings.num_embeddings:
+            old = self.ctc_head
+            self.ctc_head = build_ctc_head(self.config).to(old.weight.device, old.weight.dtype)
+            self._init_weights(self.ctc_head)
+            rows = min(old.out_features, self.ctc_head.out_features)
+            with torch.no_grad():
+                self.ctc_head.weight[:rows] = old.weight[:rows]
+                self.ctc_head.bias[:rows] = old.bias[:rows]
+        return embeddings
+
     # -- audio ------------------------------------------------------------------------------------------------------
     def get_audio_features(self, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> SpeechMapperOutput:
         """Encoder → frame averaging → SpeechMapper; `embeddings` padded, `lengths` valid frames per clip."""

@@ -33,7 +33,7 @@ def build_from_parts(encoder: str, llm: str, dtype=None, **config_kwargs):
         **config_kwargs,
     )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.language_model.resize_token_embeddings(len(tokenizer))
+        model.resize_token_embeddings(len(tokenizer))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = pad_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -303,6 +303,10 @@ def test_build_from_parts_adds_tokens_or_reuses_reserved_ones(tiny, tmp_path):
     assert built.config.audio_token_id == vocab and built.config.mapper_pad_token_id == vocab + 1
     assert len(built_processor.tokenizer) == vocab + 2 == built.get_input_embeddings().num_embeddings
 
+    # with the 2026 loss the CTC head spans the same (grown) vocabulary
+    built, _ = build_from_parts(str(tmp_path / "encoder"), str(tmp_path / "llm"), stage_a_loss="l1_cosine_contrastive_ctc", **TINY_MAPPER)
+    assert built.ctc_head.out_features == built.config.text_config.vocab_size == vocab + 1
+
 
 def test_text_only_batches_still_run_the_speech_modules_under_distributed_training(tiny, monkeypatch):
     model = copy.deepcopy(tiny[0]).train()
