@@ -633,22 +633,27 @@ def safetensors_files(name_or_path: str) -> list[str]:
     return [os.path.join(name_or_path, name) for name in names]
 
 
-def read_checkpoint_tensors(name_or_path: str, wanted_keys) -> dict[str, torch.Tensor]:
-    """Read only the tensors named `wanted_keys` (modulo one common prefix, such as `speech_encoder.`) from a
-    checkpoint's safetensors files, without loading anything else into memory."""
+def locate_checkpoint_tensors(name_or_path: str, wanted_keys) -> dict[str, tuple[str, str]]:
+    """{wanted key: (safetensors file, key in that file)}, the wanted keys matched modulo one common prefix."""
     wanted_keys = list(wanted_keys)
-    files = safetensors_files(name_or_path)
     key_to_file = {}
-    for path in files:
+    for path in safetensors_files(name_or_path):
         with safe_open(path, framework="pt") as handle:
             key_to_file.update({key: path for key in handle.keys()})
     prefix = find_key_prefix(key_to_file, wanted_keys, name_or_path)
+    return {key: (key_to_file[prefix + key], prefix + key) for key in wanted_keys}
+
+
+def read_checkpoint_tensors(name_or_path: str, wanted_keys) -> dict[str, torch.Tensor]:
+    """Read only the tensors named `wanted_keys` (modulo one common prefix, such as `speech_encoder.`) from a
+    checkpoint's safetensors files, without loading anything else into memory."""
+    locations = locate_checkpoint_tensors(name_or_path, wanted_keys)
     tensors = {}
-    for path in files:
+    for path in sorted({path for path, _ in locations.values()}):
         with safe_open(path, framework="pt") as handle:
-            for key in wanted_keys:
-                if key_to_file.get(prefix + key) == path:
-                    tensors[key] = handle.get_tensor(prefix + key)
+            for key, (tensor_path, stored_key) in locations.items():
+                if tensor_path == path:
+                    tensors[key] = handle.get_tensor(stored_key)
     return tensors
 
 

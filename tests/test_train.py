@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,8 +89,10 @@ def test_stage_mapper_loss_falls_reuses_the_cache_and_exports_a_full_checkpoint(
     # loss = 5·MSE_words + 5·MSE_pad − 100·cosine: the cosine term must climb well above its random start
     assert np.mean(curve[-5:]) < curve[0] - 20, curve
     caplog.clear()
+    copy = tmp_path / "same-weights-elsewhere"  # a rebuilt, identical checkpoint: the cache is keyed by content
+    shutil.copytree(seamless_checkpoint, copy)
     with caplog.at_level(logging.WARNING, logger="speechllm.stage_a"):
-        run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "a2", *extra, steps=1)
+        run_stage("mapper", str(copy), manifest, tmp_path / "a2", *extra, steps=1)
     assert "8 of 8 clips already cached, computing 0" in caplog.text
 
     exported = SpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "a")

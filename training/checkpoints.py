@@ -5,6 +5,7 @@ tensors are streamed byte for byte from the base checkpoint (constant memory, wh
 trained mapper is written beside them, with an index that transformers reads like any sharded checkpoint.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +26,27 @@ def read_header(path: str) -> tuple[dict, int]:
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
     return header, 8 + length
+
+
+def tensor_bytes_digest(locations: dict[str, tuple[str, str]]) -> str:
+    """SHA-1 over the names, shapes, dtypes and raw bytes of the given tensors, streamed from their files."""
+    digest = hashlib.sha1()
+    headers = {}
+    for key, (path, stored_key) in sorted(locations.items()):
+        if path not in headers:
+            headers[path] = read_header(path)
+        header, data_start = headers[path]
+        entry = header[stored_key]
+        digest.update(json.dumps([key, entry["dtype"], entry["shape"]]).encode())
+        begin, end = entry["data_offsets"]
+        with open(path, "rb") as handle:
+            handle.seek(data_start + begin)
+            remaining = end - begin
+            while remaining:
+                chunk = handle.read(min(COPY_CHUNK, remaining))
+                digest.update(chunk)
+                remaining -= len(chunk)
+    return digest.hexdigest()
 
 
 def copy_tensors(source: str, keys: list[str], destination: str):

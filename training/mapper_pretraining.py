@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from configuration_speechllm import SpeechLLMConfig
 from modeling_speechllm import (
     SpeechEncoder,
+    locate_checkpoint_tensors,
     SpeechMapper,
     build_ctc_head,
     mark_for_remote_code,
@@ -26,6 +27,7 @@ from modeling_speechllm import (
     stage_a_loss,
 )
 from processing_speechllm import load_audio
+from training.checkpoints import tensor_bytes_digest
 from training.data import pad_token_rows
 
 logger = logging.getLogger("speechllm.stage_a")
@@ -94,11 +96,13 @@ def read_available_tensors(checkpoint: str, keys: list[str]) -> dict:
 
 
 def encoder_fingerprint(checkpoint: str, config: SpeechLLMConfig) -> str:
-    """Cache key: which encoder weights, which layer, how many frames averaged."""
-    files = [(os.path.basename(p), os.path.getsize(p), int(os.path.getmtime(p))) for p in safetensors_files(checkpoint)]
+    """Cache key: the encoder's weights (by content, so a rebuilt but identical checkpoint still hits), its config,
+    the layer and the frame averaging."""
+    with torch.device("meta"):
+        encoder_keys = SpeechEncoder(config).encoder.state_dict().keys()
     description = {
         "encoder": config.encoder_config.to_dict(),
-        "weights": [os.path.abspath(checkpoint), files],
+        "weights": tensor_bytes_digest(locate_checkpoint_tensors(checkpoint, encoder_keys)),
         "layer": config.encoder_layer,
         "frame_average": config.frame_average,
     }
