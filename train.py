@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None, callbacks=None):
     transformers.set_seed(args.seed)  # before any weight is created: new LoRA adapters draw from the RNG
     processor = SpeechLLMProcessor.from_pretrained(recipe.model_name_or_path)
     parts = mapper_stage(recipe, args, processor) if recipe.stage == "mapper" else instruction_stage(recipe, args, processor)
-    trainer = SpeechLLMTrainer(args=args, processing_class=processor.tokenizer, callbacks=callbacks, **parts)
+    # the whole processor, so that every checkpoint-N directory also loads in the pipeline
+    trainer = SpeechLLMTrainer(args=args, processing_class=processor, callbacks=callbacks, **parts)
 
     resume = args.resume_from_checkpoint
     if resume in ("latest", "true", "True"):

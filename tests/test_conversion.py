@@ -79,3 +79,4 @@ def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_
     assert results["systems"]["whisper"]["scores"]["asr/en"]["wer"] == 0.0  # the real decoder gets it right
     assert results["systems"]["speechllm"]["scores"]["asr/en"]["wer"] > 0.5  # a random model does not
     assert results["predictions"][0]["whisper"].lower().startswith("and you always")
+

@@ -226,6 +226,12 @@ def test_a_killed_run_resumes_on_the_same_loss_curve(seamless_checkpoint, manife
     killed = run_probed(argv, {"PROBE_KILL_AT_STEP": "5"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert sorted(os.listdir(killed_dir)) == ["checkpoint-3"]
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401
+
+    survivor = pipeline("speech-instruct", model=str(killed_dir / "checkpoint-3"))  # a checkpoint is a usable model
+    assert survivor(make_audio(2.0), sampling_rate=16000, task="transcribe", max_new_tokens=3)
     resumed = run_probed(argv + ["--resume_from_checkpoint", "latest"], {})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected, got = logged_losses(tmp_path / "straight"), logged_losses(killed_dir)
