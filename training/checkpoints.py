@@ -28,6 +28,17 @@ def read_header(path: str) -> tuple[dict, int]:
     return header, 8 + length
 
 
+def tensor_chunks(handle, data_start: int, entry: dict):
+    """The raw bytes of one tensor of an open safetensors file, in chunks of at most COPY_CHUNK."""
+    begin, end = entry["data_offsets"]
+    handle.seek(data_start + begin)
+    remaining = end - begin
+    while remaining:
+        chunk = handle.read(min(COPY_CHUNK, remaining))
+        remaining -= len(chunk)
+        yield chunk
+
+
 def tensor_bytes_digest(locations: dict[str, tuple[str, str]]) -> str:
     """SHA-1 over the names, shapes, dtypes and raw bytes of the given tensors, streamed from their files."""
     digest = hashlib.sha1()
@@ -38,14 +49,9 @@ def tensor_bytes_digest(locations: dict[str, tuple[str, str]]) -> str:
         header, data_start = headers[path]
         entry = header[stored_key]
         digest.update(json.dumps([key, entry["dtype"], entry["shape"]]).encode())
-        begin, end = entry["data_offsets"]
         with open(path, "rb") as handle:
-            handle.seek(data_start + begin)
-            remaining = end - begin
-            while remaining:
-                chunk = handle.read(min(COPY_CHUNK, remaining))
+            for chunk in tensor_chunks(handle, data_start, entry):
                 digest.update(chunk)
-                remaining -= len(chunk)
     return digest.hexdigest()
 
 
@@ -62,13 +68,8 @@ def copy_tensors(source: str, keys: list[str], destination: str):
     with open(source, "rb") as src, open(destination, "wb") as dst:
         dst.write(struct.pack("<Q", len(encoded)) + encoded)
         for key in keys:
-            begin, end = header[key]["data_offsets"]
-            src.seek(data_start + begin)
-            remaining = end - begin
-            while remaining:
-                chunk = src.read(min(COPY_CHUNK, remaining))
+            for chunk in tensor_chunks(src, data_start, header[key]):
                 dst.write(chunk)
-                remaining -= len(chunk)
 
 
 def export_mapper_checkpoint(base_checkpoint: str, trained_dir: str, processor=None):
