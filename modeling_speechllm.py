@@ -5,6 +5,7 @@ Read top to bottom: the length function, the encoder wrapper, the SpeechMapper, 
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -612,8 +613,7 @@ def copy_remote_code(save_directory: str):
     for name in REMOTE_CODE_FILES:
         source, target = os.path.join(here, name), os.path.join(save_directory, name)
         if os.path.abspath(source) != os.path.abspath(target):
-            with open(source, "rb") as src, open(target, "wb") as dst:
-                dst.write(src.read())
+            shutil.copyfile(source, target)
 
 
 def safetensors_files(name_or_path: str) -> list[str]:
