@@ -64,6 +64,9 @@ class SpeechLLMConfig(PreTrainedConfig):
     mapper_pad_token_id: the token whose embedding pads stage-A targets (2026: an untrained reserved token).
     max_audio_seconds: longer audio is refused with a clear error (never cut).
     loss_alpha, loss_gamma: stage-A weights `α·MSE_words + (10−α)·MSE_pad − γ·cosine`.
+    loss_vocabulary_sample: 2026 loss only: None runs the contrastive and CTC terms over the whole vocabulary; N runs
+        them over the batch's target tokens plus N rows drawn at random (a sampled softmax: a 49K-token vocabulary
+        otherwise costs more than the mapper itself on a CPU).
     loss_sigma: weight of the MSE term in stage B/C, `(1−σ)·CE + σ·MSE` (0 disables it).
     stage_a_loss: "mse_cosine" (SpeechMapper 2025) or "l1_cosine_contrastive_ctc" (IWSLT 2026).
     lora: None, or a dict of peft `LoraConfig` arguments applied to the language model only.
@@ -100,6 +103,7 @@ class SpeechLLMConfig(PreTrainedConfig):
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.1
     ctc_weight: float = 1.0
+    loss_vocabulary_sample: int | None = None
     lora: dict | None = None
     tie_word_embeddings: bool = False
 

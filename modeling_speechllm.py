@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
-from transformers.modeling_outputs import CausalLMOutputWithPast, ModelOutput
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast, ModelOutput
 from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import SeamlessM4Tv2SpeechEncoder
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -22,8 +22,40 @@ try:
 except ImportError:
     from configuration_speechllm import SpeechLLMConfig, speech_output_lengths
 
+
+class WhisperValidFramesEncoder(WhisperEncoder):
+    """Whisper's encoder on the batch's longest clip instead of a fixed 30 s window.
+
+    Whisper pads every clip to 30 s; here it sees only the valid frames of each clip (the first T positional
+    embeddings, padded frames zeroed before each convolution and masked out of attention), so a clip encodes the
+    same alone or in a batch and a 5 s clip costs a sixth of a 30 s window.
+    """
+
+    def forward(self, input_features: torch.Tensor, attention_mask=None, output_hidden_states=False, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones(input_features.shape[0], input_features.shape[-1], dtype=torch.long)
+        max_frames = self.embed_positions.num_embeddings * self.conv1.stride[0] * self.conv2.stride[0]
+        if input_features.shape[-1] > max_frames:
+            raise ValueError(f"Whisper takes at most {max_frames} mel frames (30 s), got {input_features.shape[-1]}")
+        mel_mask = attention_mask[:, None, :].to(input_features.dtype)
+        hidden = nn.functional.gelu(self.conv1(input_features * mel_mask)) * mel_mask
+        hidden = nn.functional.gelu(self.conv2(hidden)).permute(0, 2, 1)
+        hidden = hidden + self.embed_positions.weight[: hidden.shape[1]]
+        frame_mask = attention_mask[:, :: self.conv2.stride[0]].bool()
+        blocked = torch.finfo(hidden.dtype).min
+        attention_bias = torch.zeros(frame_mask.shape, dtype=hidden.dtype).masked_fill(~frame_mask, blocked)
+        attention_bias = attention_bias[:, None, None, :].to(hidden.device)
+        states = [hidden]
+        for layer in self.layers:
+            hidden = layer(hidden, attention_bias)
+            states.append(hidden)
+        hidden = self.layer_norm(hidden)
+        states[-1] = hidden  # as WhisperEncoder reports it: the last state after the final layer norm
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=tuple(states) if output_hidden_states else None)
+
+
 # Encoder-only classes for configs whose default AutoModel would also build a decoder we never run.
-ENCODER_CLASSES = {"seamless_m4t_v2": SeamlessM4Tv2SpeechEncoder, "whisper": WhisperEncoder}
+ENCODER_CLASSES = {"seamless_m4t_v2": SeamlessM4Tv2SpeechEncoder, "whisper": WhisperValidFramesEncoder}
 LORA_DEFAULTS = {
     "r": 8,
     "lora_alpha": 16,
@@ -91,11 +123,10 @@ class SpeechEncoder(nn.Module):
     def silent_inputs(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """The shortest all-zero input this encoder accepts that still gives one mapper frame."""
         encoder = self.config.encoder_config
-        if getattr(encoder, "max_source_positions", None) and getattr(encoder, "num_mel_bins", None):
-            frames = 2 * encoder.max_source_positions  # Whisper-style: a fixed window of mel frames
+        frames = self.config.total_downsampling * self.config.encoder_feature_stride
+        if getattr(encoder, "num_mel_bins", None):  # Whisper-style (batch, mel bins, frames)
             features = torch.zeros(1, encoder.num_mel_bins, frames, device=device)
         else:
-            frames = self.config.total_downsampling * self.config.encoder_feature_stride
             features = torch.zeros(1, frames, encoder.feature_projection_input_dim, device=device)
         mask = torch.ones(1, frames, dtype=torch.long, device=device)
         return features.to(next(self.encoder.parameters()).dtype), mask
@@ -293,14 +324,28 @@ def stage_a_loss(config, table, ctc_head, audio: SpeechMapperOutput, transcript_
     return StageAOutput(loss=loss, parts=parts, embeddings=outputs, lengths=audio.lengths)
 
 
+def loss_vocabulary(config, target_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Vocabulary rows the contrastive and CTC terms run over: all, or the targets + the blank + a random sample."""
+    if config.loss_vocabulary_sample is None:
+        return torch.arange(vocab_size, device=target_ids.device)
+    sample = torch.randint(vocab_size, (config.loss_vocabulary_sample,), device=target_ids.device)
+    blank = torch.tensor([config.mapper_pad_token_id], device=target_ids.device)
+    return torch.unique(torch.cat([target_ids.flatten(), blank, sample]))
+
+
 def l1_cosine_contrastive_ctc_loss(config, table, ctc_head, audio, targets: StageATargets, transcript_ids, transcript_lengths):
     """IWSLT 2026: L1 + (1 − cosine) + w·contrastive over the vocabulary + CTC after block 1."""
     outputs, valid = audio.embeddings, targets.word_mask + targets.pad_mask
     l1 = masked_mean((outputs - targets.embeddings).abs().mean(-1), valid)
     cosine = masked_mean(F.cosine_similarity(outputs, targets.embeddings, dim=-1), targets.word_mask)
-    contrastive = contrastive_loss(outputs, targets.ids, valid, table.detach(), config.contrastive_temperature)
-    ctc_logits = ctc_head(audio.first_block_hidden)
-    ctc = ctc_loss(ctc_logits, audio.first_block_lengths, transcript_ids, transcript_lengths, config.mapper_pad_token_id)
+    rows = loss_vocabulary(config, targets.ids, table.shape[0])
+    position = torch.full((table.shape[0],), -1, dtype=torch.long, device=rows.device)
+    position[rows] = torch.arange(len(rows), device=rows.device)  # vocabulary id → index among the kept rows
+    contrastive = contrastive_loss(outputs, position[targets.ids], valid, table.detach()[rows], config.contrastive_temperature)
+    ctc_logits = F.linear(audio.first_block_hidden, ctc_head.weight[rows], ctc_head.bias[rows])
+    kept_transcript = position[transcript_ids.clamp(min=0)]
+    blank = int(position[config.mapper_pad_token_id])
+    ctc = ctc_loss(ctc_logits, audio.first_block_lengths, kept_transcript, transcript_lengths, blank)
     loss = l1 + (1 - cosine) + config.contrastive_weight * contrastive + config.ctc_weight * ctc
     return loss, {"l1": l1, "cosine": cosine, "contrastive": contrastive, "ctc": ctc}
 

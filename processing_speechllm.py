@@ -204,12 +204,10 @@ class SpeechLLMProcessor(ProcessorMixin):
         return clips
 
     def extract_features(self, clips: list[np.ndarray]) -> dict:
-        # Whisper's encoder only accepts its full 30 s window; other encoders take the batch's longest clip.
-        padding = "max_length" if getattr(self.feature_extractor, "n_samples", None) else "longest"
         features = self.feature_extractor(
-            clips, sampling_rate=self.sampling_rate, return_attention_mask=True, padding=padding, return_tensors="pt"
+            clips, sampling_rate=self.sampling_rate, return_attention_mask=True, padding="longest", return_tensors="pt"
         )
-        mask = features["attention_mask"]
+        mask = self.valid_frames_mask(features, clips)
         num_tokens = self.num_audio_tokens(mask.sum(-1))
         for i, count in enumerate(num_tokens.tolist()):
             if count < 1:
@@ -218,6 +216,17 @@ class SpeechLLMProcessor(ProcessorMixin):
                     "pass at least 0.2 s of audio"
                 )
         return {"input_features": features["input_features"], "input_features_mask": mask, "num_audio_tokens": num_tokens}
+
+    def valid_frames_mask(self, features, clips: list[np.ndarray]) -> torch.Tensor:
+        """The extractor's frame mask, made independent of the batch: Whisper's sample-rate mask counts a partial
+        last frame that a clip extracted alone does not have (n // hop_length frames)."""
+        mask = features["attention_mask"]
+        hop = getattr(self.feature_extractor, "hop_length", None)
+        if hop is None:
+            return mask
+        frames = features["input_features"].shape[-1]  # Whisper layout: (batch, mel bins, frames)
+        lengths = torch.tensor([min(len(clip) // hop, frames) for clip in clips])
+        return (torch.arange(frames)[None, :] < lengths[:, None]).to(mask.dtype)
 
     # -- text -------------------------------------------------------------------------------------------------------
     def expand_placeholders(self, texts: list[str], num_audio_tokens: list[int]) -> list[str]:

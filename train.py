@@ -62,6 +62,9 @@ class RecipeArguments:
     lora_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the LoRA adapters from this stage-B output"})
     feature_cache_dir: str | None = field(default=None, metadata={"help": "mapper: encoder-feature cache (default ~/.cache/speechllm/features)"})
     stage_a_loss: str | None = field(default=None, metadata={"help": "mse_cosine | l1_cosine_contrastive_ctc"})
+    loss_vocabulary_sample: int | None = field(
+        default=None, metadata={"help": "mapper, 2026 loss: contrastive/CTC over the targets + N random vocabulary rows"}
+    )
     loss_sigma: float | None = field(default=None, metadata={"help": "weight σ of the MSE term in (1−σ)·CE + σ·MSE"})
     mapper_learning_rate: float = field(default=5e-5, metadata={"help": "joint: learning rate of the SpeechMapper"})
     lora_learning_rate: float = field(default=1e-5, metadata={"help": "joint: learning rate of the LoRA adapters"})
@@ -118,6 +121,8 @@ def check_stage(stage):
 def mapper_stage(recipe, args, processor) -> dict:
     """Stage A: cached encoder features → SpeechMapper → LLM embedding rows (no LLM layers)."""
     overrides = {"stage_a_loss": recipe.stage_a_loss} if recipe.stage_a_loss else {}
+    if recipe.loss_vocabulary_sample is not None:
+        overrides["loss_vocabulary_sample"] = recipe.loss_vocabulary_sample
     model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **overrides)
     cache_dir = recipe.feature_cache_dir or os.path.expanduser("~/.cache/speechllm/features")
 

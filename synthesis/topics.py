@@ -16,4 +16,12 @@ ANGLES = [
     "a new dataset for {topic}",
     "the main challenges of {topic} today",
     "lessons learned from deploying {topic} in practice",
+    "how to evaluate systems for {topic} fairly",
+    "a surprising negative result in {topic}",
+    "making {topic} work for low-resource languages",
+    "the history of {topic} and where it goes next",
+    "an efficient model for {topic} that runs on a laptop",
+    "what users really need from {topic}",
+    "combining {topic} with large language models",
+    "the ethics and risks of {topic}",
 ]

@@ -5,10 +5,17 @@ import copy
 import pytest
 import torch
 from conftest import greedy, make_audio
-from transformers import LlamaConfig
+from transformers import LlamaConfig, WhisperConfig
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from configuration_speechllm import SpeechLLMConfig
-from modeling_speechllm import SpeechLLMForConditionalGeneration, SpeechMapper, average_frames, mapper_output_lengths
+from modeling_speechllm import (
+    SpeechLLMForConditionalGeneration,
+    SpeechMapper,
+    WhisperValidFramesEncoder,
+    average_frames,
+    mapper_output_lengths,
+)
 
 
 def test_default_mapper_has_the_papers_277m_parameters():
@@ -30,6 +37,40 @@ def test_2026_variant_strides_give_a_ctc_head_after_block_one():
     assert config.total_downsampling == 8
     model = SpeechLLMForConditionalGeneration(config)
     assert model.ctc_head.out_features == 100
+
+
+def tiny_whisper_encoders():
+    config = WhisperConfig(
+        d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64, num_mel_bins=16, max_source_positions=40
+    )
+    torch.manual_seed(0)
+    reference = WhisperEncoder(config).eval()
+    valid_frames = WhisperValidFramesEncoder(config).eval()
+    valid_frames.load_state_dict(reference.state_dict())
+    return reference, valid_frames
+
+
+def test_whisper_on_a_full_window_equals_transformers_whisper_encoder():
+    reference, valid_frames = tiny_whisper_encoders()
+    features = torch.randn(2, 16, 80)  # the whole 2 × 40-position window
+    expected = reference(features, output_hidden_states=True)
+    got = valid_frames(features, output_hidden_states=True)
+    assert len(got.hidden_states) == len(expected.hidden_states) == 3
+    for mine, theirs in zip(got.hidden_states, expected.hidden_states):
+        torch.testing.assert_close(mine, theirs)
+
+
+def test_whisper_valid_frames_ignore_what_follows_the_clip():
+    _, encoder = tiny_whisper_encoders()
+    clip = torch.randn(1, 16, 23)
+    alone = encoder(clip).last_hidden_state
+    padded = torch.cat([clip, 5 + torch.randn(1, 16, 31)], dim=-1)
+    mask = (torch.arange(54) < 23).long()[None]
+    in_batch = encoder(padded, attention_mask=mask).last_hidden_state
+    assert alone.shape[1] == 12 and in_batch.shape[1] == 27
+    torch.testing.assert_close(in_batch[:, :12], alone)
+    with pytest.raises(ValueError, match="at most 80 mel frames"):
+        encoder(torch.randn(1, 16, 81))
 
 
 def test_average_frames_ignores_padding():
@@ -153,6 +194,29 @@ def test_2026_stage_a_loss_trains_the_ctc_head(tiny):
     assert model_2026.ctc_head.weight.grad.abs().sum() > 0
     assert model_2026.multi_modal_projector.output_projection.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model_2026.audio_tower.parameters())
+
+
+def test_2026_loss_over_a_sampled_vocabulary_uses_only_the_targets_and_the_sample(tiny):
+    model, processor = tiny
+    config = copy.deepcopy(model.config)
+    config.stage_a_loss = "l1_cosine_contrastive_ctc"
+    torch.manual_seed(0)
+    full_model = SpeechLLMForConditionalGeneration(config)
+    sampled_config = copy.deepcopy(config)
+    sampled_config.loss_vocabulary_sample = 0  # the batch's targets and the blank only
+    sampled_model = SpeechLLMForConditionalGeneration(sampled_config)
+    sampled_model.load_state_dict(full_model.state_dict())
+    features, transcript_ids = stage_a_batch(processor, ["the fox", "speech"], [2.0, 1.5])
+    full = full_model.stage_a_loss(features["input_features"], features["input_features_mask"], transcript_ids)
+    sampled = sampled_model.stage_a_loss(features["input_features"], features["input_features_mask"], transcript_ids)
+    sampled.loss.backward()
+    kept = set(transcript_ids[transcript_ids >= 0].tolist()) | {config.mapper_pad_token_id}
+    touched = set(torch.nonzero(sampled_model.ctc_head.weight.grad.abs().sum(-1)).flatten().tolist())
+    assert touched == kept
+    # Fewer negatives: a smaller contrastive and CTC loss than over the whole vocabulary; L1 and cosine unchanged.
+    assert sampled.parts["contrastive"] < full.parts["contrastive"] and sampled.parts["ctc"] < full.parts["ctc"]
+    torch.testing.assert_close(sampled.parts["l1"], full.parts["l1"])
+    torch.testing.assert_close(sampled.parts["cosine"], full.parts["cosine"])
 
 
 # -- stage B/C -------------------------------------------------------------------------------------------------------

@@ -96,12 +96,14 @@ def read_available_tensors(checkpoint: str, keys: list[str]) -> dict:
 
 
 def encoder_fingerprint(checkpoint: str, config: SpeechLLMConfig) -> str:
-    """Cache key: the encoder's weights (by content, so a rebuilt but identical checkpoint still hits), its config,
-    the layer and the frame averaging."""
+    """Cache key: the encoder's weights (by content, so a rebuilt but identical checkpoint still hits), its config
+    and class, the layer and the frame averaging."""
     with torch.device("meta"):
-        encoder_keys = SpeechEncoder(config).encoder.state_dict().keys()
+        encoder = SpeechEncoder(config).encoder
+    encoder_keys = encoder.state_dict().keys()
     description = {
         "encoder": config.encoder_config.to_dict(),
+        "encoder_class": type(encoder).__qualname__,  # how the encoder is run (e.g. Whisper on valid frames only)
         "weights": tensor_bytes_digest(locate_checkpoint_tensors(checkpoint, encoder_keys)),
         "layer": config.encoder_layer,
         "frame_average": config.frame_average,
