@@ -24,6 +24,8 @@ PROMPT = (
     "No lists, no hashtags, no greetings."
 )
 GREETING = re.compile(r"^(hello|hi|good (morning|afternoon|evening)|thank you|thanks|welcome|ladies)\b", re.I)
+# The LLM sometimes talks about the writing task instead of giving the talk ("Here's your rewritten introduction").
+ABOUT_THE_TASK = re.compile(r"\b(here's|here is|rewritten|rewrite|paragraph|sentences?|bullet|edits?|edited)\b", re.I)
 
 
 def talk_requests(per_topic: int) -> list[dict]:
@@ -51,7 +53,7 @@ def clean_sentences(text: str) -> list[str]:
         if sentence and sentence[0].islower():
             sentence = sentence[0].upper() + sentence[1:]
         words = sentence.split()
-        if not (4 <= len(words) <= 35) or sentence[-1] not in ".!?" or GREETING.match(sentence):
+        if not (4 <= len(words) <= 35) or sentence[-1] not in ".!?" or GREETING.match(sentence) or ABOUT_THE_TASK.search(sentence):
             continue
         if not re.fullmatch(r"[A-Za-z0-9 ,.'?!%$-]+", sentence) or "http" in sentence:
             continue

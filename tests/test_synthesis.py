@@ -11,7 +11,7 @@ from synthesis.speak import Speaker, Voice, all_voices, split_voices
 from synthesis.write_talks import clean_sentences
 
 RAW = (
-    "Hello everyone and welcome! Today we present a new method for speech translation of lectures. "
+    "Hello everyone and welcome! Here's your rewritten introduction: Today we present a new method for speech translation of lectures. "
     "Our model listens to the talk and writes the translation directly; it needs no transcript. "
     "#NLP #Speech **We tested it on three languages.** The results improved by four points (see table 2)."
 )
