@@ -116,14 +116,19 @@ def row_problem(row: dict, tasks_needed: tuple[str, ...], check_audio, tokenizer
 def keep_usable_rows(dataset, tasks_for_row, processor, check_transcript_fits: bool, name: str) -> datasets.Dataset:
     """Check every row (decoding its audio once), log each bad one with its id and reason, and drop it."""
     rate = processor.sampling_rate
+    verdicts = {}  # by audio source: one clip often serves several rows (ASR + its questions)
 
     def check_audio(source) -> float:
-        samples = load_audio(source, None, rate, name="audio")
-        if len(samples) > processor.max_samples:
-            raise ValueError(f"audio lasts {len(samples) / rate:.1f} s, over the {processor.max_samples / rate:.1f} s maximum")
-        if processor.num_audio_tokens(len(processor.feature_extractor(samples, sampling_rate=rate)["input_features"][0])) < 1:
-            raise ValueError(f"audio is too short ({len(samples) / rate:.3f} s)")
-        return len(samples) / rate
+        if source not in verdicts:
+            try:
+                samples = load_audio(source, None, rate, name="audio")
+                processor.extract_features(processor.prepare_audio([samples], rate))  # the processor's own checks
+                verdicts[source] = len(samples) / rate
+            except ValueError as error:
+                verdicts[source] = error
+        if isinstance(verdicts[source], ValueError):
+            raise verdicts[source]
+        return verdicts[source]
 
     tokens_per_second = mapper_frames_per_second(processor) if check_transcript_fits else 0.0
     checked = dataset.map(

@@ -1,0 +1,69 @@
+"""What every benchmark shares: the embedded default's checkpoint, real audio clips, timing and memory readings."""
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import soundfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import pipeline_speechllm  # noqa: E402,F401  (registers the speechllm classes: no remote-code question in-repo)
+
+ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+ARCTIC_TEXT = "And you always want to see it in the superlative degree."
+WORK_DIR = os.path.join(ROOT, "outputs", "bench")
+
+
+def default_checkpoint() -> str:
+    """The embedded default (with its shipped weights when the project has them, else the untrained composition:
+    the same shapes and the same cost), built once into outputs/bench/default."""
+    from build_default_model import WEIGHTS_DIR, build_default
+
+    path = os.path.join(WORK_DIR, "default")
+    if not os.path.exists(os.path.join(path, "config.json")):
+        trained = os.path.exists(os.path.join(WEIGHTS_DIR, "weights.safetensors"))
+        build_default(path, base_only=not trained)
+    return path
+
+
+def speech_clips(count: int, seconds=(2.0, 8.0), rate: int = 16000) -> list[np.ndarray]:
+    """`count` real-speech clips from the CMU ARCTIC recording: cut or repeated (with short pauses) to lengths spread
+    evenly over `seconds`."""
+    recording, source_rate = soundfile.read(ARCTIC, dtype="float32")
+    assert source_rate == rate, source_rate
+    pause = np.zeros(int(0.3 * rate), dtype=np.float32)
+    long_take = np.concatenate([recording, pause] * 3)
+    lengths = np.linspace(seconds[0], seconds[1], count)
+    return [long_take[: int(length * rate)] for length in lengths]
+
+
+def median_seconds(action, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        action()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def print_result(result: dict):
+    """Workers report to run.py as the last line of their output."""
+    print(json.dumps(result), flush=True)
+
+
+def last_json_line(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])

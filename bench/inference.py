@@ -1,0 +1,133 @@
+"""Inference of the embedded default: generate overhead against the bare LLM, batching, real-time factor.
+
+    python bench/inference.py [--quick]      (run.py calls these functions in a process of their own)
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import ROOT, default_checkpoint, median_seconds, print_result, speech_clips  # noqa: E402
+
+from processing_speechllm import TRANSCRIBE_INSTRUCTION  # noqa: E402
+
+RATE = 16000
+
+
+def transcription_inputs(processor, clips: list):
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": None}, {"type": "text", "text": TRANSCRIBE_INSTRUCTION}]}]
+    prompt, _ = processor.render_conversation(conversation)
+    return processor(text=[prompt] * len(clips), audio=clips, sampling_rate=RATE)
+
+
+def fixed_length(new_tokens: int) -> dict:
+    """Greedy decoding of exactly `new_tokens` tokens: both sides of a comparison do the same work."""
+    return {"do_sample": False, "max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
+
+
+def generate_overhead(model, processor, clip, new_tokens: int, repeats: int) -> dict:
+    """Speech-instruct generate minus its encoder+mapper time, against the bare LLM's generate on a text prompt of
+    the same token count (the audio placeholders replaced by ordinary text tokens)."""
+    inputs = transcription_inputs(processor, [clip])
+    text_ids = inputs["input_ids"].clone()
+    text_ids[text_ids == model.config.audio_token_id] = processor.tokenizer.convert_tokens_to_ids("the")
+    with torch.inference_mode():
+        speech = median_seconds(lambda: model.generate(**inputs, **fixed_length(new_tokens)), repeats)
+        audio = median_seconds(lambda: model.get_audio_features(inputs["input_features"], inputs["input_features_mask"]), repeats)
+        text = median_seconds(
+            lambda: model.language_model.generate(
+                input_ids=text_ids, attention_mask=inputs["attention_mask"], **fixed_length(new_tokens)
+            ),
+            repeats,
+        )
+    return {
+        "prompt_tokens": int(text_ids.shape[1]),
+        "speech_generate_s": speech,
+        "encoder_and_mapper_s": audio,
+        "text_generate_s": text,
+        "generate_overhead": (speech - audio) / text,
+    }
+
+
+def throughput(model, processor, clips: list, batch_sizes, new_tokens: int) -> dict:
+    """Utterances per second (features + generate of `new_tokens` tokens each) at each batch size."""
+    rates = {}
+    with torch.inference_mode():
+        model.generate(**transcription_inputs(processor, clips[:1]), **fixed_length(2))  # warm-up
+        for batch_size in batch_sizes:
+            start = time.perf_counter()
+            for first in range(0, len(clips), batch_size):
+                inputs = transcription_inputs(processor, clips[first : first + batch_size])
+                model.generate(**inputs, **fixed_length(new_tokens))
+            rates[batch_size] = len(clips) / (time.perf_counter() - start)
+    return rates
+
+
+def real_time_factor(transcribe, clips: list) -> float:
+    """Seconds of computing per second of audio, one clip at a time, end to end from the waveform."""
+    transcribe(clips[0])  # warm-up
+    start = time.perf_counter()
+    for clip in clips:
+        transcribe(clip)
+    return (time.perf_counter() - start) / (sum(len(c) for c in clips) / RATE)
+
+
+def speechllm_transcriber(model, processor, max_new_tokens: int):
+    def transcribe(clip):
+        with torch.inference_mode():
+            return model.generate(**transcription_inputs(processor, [clip]), do_sample=False, max_new_tokens=max_new_tokens)
+
+    return transcribe
+
+
+def whisper_transcriber(whisper_dir: str, max_new_tokens: int):
+    """Whisper tiny.en with its own decoder and its own 30 s windows, as its users run it."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    whisper = WhisperForConditionalGeneration.from_pretrained(whisper_dir).eval()
+    processor = WhisperProcessor.from_pretrained(whisper_dir)
+
+    def transcribe(clip):
+        features = processor(clip, sampling_rate=RATE, return_tensors="pt").input_features
+        with torch.inference_mode():
+            return whisper.generate(features, max_new_tokens=max_new_tokens)
+
+    return transcribe
+
+
+def run(quick: bool) -> dict:
+    from conversion import parts
+    from modeling_speechllm import SpeechLLMForConditionalGeneration
+    from processing_speechllm import SpeechLLMProcessor
+
+    torch.manual_seed(0)
+    checkpoint = default_checkpoint()
+    model = SpeechLLMForConditionalGeneration.from_pretrained(checkpoint).eval()
+    processor = SpeechLLMProcessor.from_pretrained(checkpoint)
+    clips = speech_clips(16)
+    overhead = generate_overhead(model, processor, clips[8], new_tokens=16 if quick else 32, repeats=3 if quick else 7)
+    rates = throughput(model, processor, clips, (1, 4, 8, 16), new_tokens=12 if quick else 24)
+    rtf_clips = clips[::4] if quick else clips
+    ours = real_time_factor(speechllm_transcriber(model, processor, 48), rtf_clips)
+    whisper = real_time_factor(whisper_transcriber(parts.whisper_tiny_en(), 48), rtf_clips)
+    return {
+        **overhead,
+        "utterances_per_s": rates,
+        "batch8_speedup": rates[8] / rates[1],
+        "rtf": ours,
+        "whisper_tiny_rtf": whisper,
+        "rtf_clips": len(rtf_clips),
+        "rtf_audio_s": sum(len(c) for c in rtf_clips) / RATE,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    os.chdir(ROOT)
+    print_result(run(parser.parse_args().quick))

@@ -1,0 +1,124 @@
+"""Benchmarks of the embedded default, measured side by side in one run (this machine is noisy: ratios, medians).
+
+    python bench/run.py [--quick] [--output outputs/bench/results.json] [--skip zero ...]
+
+1. stage-A cost: a stage-A step against an LLM-in-the-loop projector step (same batch), step time and whole-process
+   peak memory, at the default's LLM (SmolLM2-135M) and at a ~1B LLM shape (random weights);
+2. inference: generate overhead against the bare LLM, utterances/s at batch 1/4/8/16, real-time factor against
+   Whisper tiny.en's own generate;
+3. the encoder-feature cache: a stage-A epoch cold against warm;
+4. ZeRO-2 against ZeRO-3 on 2 CPU processes.
+Each part runs in a process of its own (its memory is its own, and no two parts share the cores). A table is printed
+at the end and, as the LAST line, one JSON object with the headline ratios. `--quick` stays under ~10 minutes.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import ROOT, WORK_DIR, default_checkpoint, last_json_line  # noqa: E402
+
+BENCH = os.path.join(ROOT, "bench")
+SETTINGS = {
+    True: {"steps": 3, "steps_1b": 1, "batch_1b": 4, "cache_clips": 16, "zero_steps": 4, "inference": ["--quick"]},
+    False: {"steps": 7, "steps_1b": 3, "batch_1b": 8, "cache_clips": 64, "zero_steps": 10, "inference": []},
+}
+
+
+def run_part(script: str, *args: str) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCH, script), *args], cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"bench/{script} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return last_json_line(result.stdout)
+
+
+def stage_a_cost(settings: dict) -> dict:
+    results = {}
+    for shape, steps, batch in (("default", settings["steps"], 8), ("1b", settings["steps_1b"], settings["batch_1b"])):
+        for mode in ("stage_a", "llm_in_the_loop"):
+            results[f"{mode}_{shape}"] = run_part(
+                "training_step.py", "--mode", mode, "--shape", shape, "--steps", str(steps), "--batch", str(batch)
+            )
+        stage_a, llm = results[f"stage_a_{shape}"], results[f"llm_in_the_loop_{shape}"]
+        suffix = "" if shape == "default" else "_1b"
+        results[f"stage_a_speedup{suffix}"] = llm["step_s"] / stage_a["step_s"]
+        results[f"stage_a_memory_ratio{suffix}"] = llm["peak_rss_gib"] / stage_a["peak_rss_gib"]
+    return results
+
+
+def table(results: dict) -> str:
+    cost, inference = results["stage_a_cost"], results["inference"]
+    rows = [
+        ("stage-A step vs LLM-in-the-loop (SmolLM2-135M)", f"{cost['stage_a_default']['step_s']:.3f} s vs {cost['llm_in_the_loop_default']['step_s']:.3f} s", f"{cost['stage_a_speedup']:.1f}× faster", "≥ 10×"),
+        ("  peak memory, whole process", f"{cost['stage_a_default']['peak_rss_gib']:.2f} vs {cost['llm_in_the_loop_default']['peak_rss_gib']:.2f} GiB", f"{cost['stage_a_memory_ratio']:.1f}× less", "≥ 3×"),
+        ("stage-A step vs LLM-in-the-loop (~1B LLM)", f"{cost['stage_a_1b']['step_s']:.3f} s vs {cost['llm_in_the_loop_1b']['step_s']:.3f} s", f"{cost['stage_a_speedup_1b']:.1f}× faster", "grows"),
+        ("  peak memory, whole process", f"{cost['stage_a_1b']['peak_rss_gib']:.2f} vs {cost['llm_in_the_loop_1b']['peak_rss_gib']:.2f} GiB", f"{cost['stage_a_memory_ratio_1b']:.1f}× less", "grows"),
+        ("speech generate vs bare LLM (encoder excluded)", f"{inference['speech_generate_s'] - inference['encoder_and_mapper_s']:.3f} s vs {inference['text_generate_s']:.3f} s", f"{inference['generate_overhead']:.2f}×", "≤ 1.10×"),
+        ("utterances/s at batch 1 / 4 / 8 / 16", " / ".join(f"{v:.2f}" for v in inference["utterances_per_s"].values()), f"batch 8: {inference['batch8_speedup']:.1f}× batch 1", "≥ 4×"),
+        ("real-time factor vs Whisper tiny.en", f"{inference['rtf']:.3f} vs {inference['whisper_tiny_rtf']:.3f}", f"{inference['rtf'] / inference['whisper_tiny_rtf']:.1f}× Whisper's", "RTF ≤ 0.2"),
+    ]
+    if "feature_cache" in results:
+        cache = results["feature_cache"]
+        rows.append(("stage-A epoch, cold vs warm cache", f"{cache['cold_epoch_s']:.1f} s vs {cache['warm_epoch_s']:.1f} s", f"{cache['cache_speedup']:.1f}× faster warm", ""))
+    if "zero" in results:
+        zero = results["zero"]
+        rows.append(("ZeRO-2 vs ZeRO-3, per process (2 procs)", f"{zero['zero2']['peak_rss_gib']:.2f} vs {zero['zero3']['peak_rss_gib']:.2f} GiB", f"step {zero['zero2']['step_s']:.2f} vs {zero['zero3']['step_s']:.2f} s", ""))
+    width = [max(len(row[i]) for row in rows) for i in range(4)]
+    header = ("measure", "measured", "ratio", "goal")
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(header, width)), "-+-".join("-" * w for w in width)]
+    lines += [" | ".join(cell.ljust(w) for cell, w in zip(row, width)) for row in rows]
+    return "\n".join(lines)
+
+
+def headline(results: dict) -> dict:
+    cost, inference = results["stage_a_cost"], results["inference"]
+    keys = ("stage_a_speedup", "stage_a_memory_ratio", "stage_a_speedup_1b", "stage_a_memory_ratio_1b")
+    summary = {key: round(cost[key], 3) for key in keys}
+    summary.update({key: round(inference[key], 3) for key in ("generate_overhead", "batch8_speedup", "rtf", "whisper_tiny_rtf")})
+    if "feature_cache" in results:
+        summary["cache_speedup"] = round(results["feature_cache"]["cache_speedup"], 3)
+    if "zero" in results:
+        summary["zero3_memory_ratio"] = round(results["zero"]["zero3_memory_ratio"], 3)
+    return summary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps: under ~10 minutes on 2 cores")
+    parser.add_argument("--output", default=os.path.join(WORK_DIR, "results.json"))
+    parser.add_argument("--skip", nargs="*", default=[], choices=["feature_cache", "zero"])
+    args = parser.parse_args()
+    settings = SETTINGS[args.quick]
+    started = time.time()
+    default_checkpoint()  # built once, before anything is timed
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "quick": args.quick}
+    print("stage-A cost ...", file=sys.stderr, flush=True)
+    results["stage_a_cost"] = stage_a_cost(settings)
+    print("inference ...", file=sys.stderr, flush=True)
+    results["inference"] = run_part("inference.py", *settings["inference"])
+    if "feature_cache" not in args.skip:
+        print("feature cache ...", file=sys.stderr, flush=True)
+        results["feature_cache"] = run_part("feature_cache.py", "--clips", str(settings["cache_clips"]))
+    if "zero" not in args.skip:
+        print("ZeRO-2 vs ZeRO-3 ...", file=sys.stderr, flush=True)
+        results["zero"] = run_part("zero.py", "--steps", str(settings["zero_steps"]))
+    results["seconds"] = time.time() - started
+    results["headline"] = headline(results)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as handle:
+        json.dump(results, handle, indent=2)
+    print(table(results))
+    print(f"(all numbers in {args.output}; {results['seconds'] / 60:.1f} min)")
+    print(json.dumps(results["headline"]))
+
+
+if __name__ == "__main__":
+    main()
