@@ -161,5 +161,9 @@ class SpeechLLMConfig(PreTrainedConfig):
 
 
 SpeechLLMConfig.register_for_auto_class()
+if not __name__.startswith("transformers_modules"):
+    # In-project imports: AutoConfig knows "speechllm", so loading a checkpoint's tokenizer through the class
+    # (SpeechLLMProcessor.from_pretrained) does not stop to ask about the checkpoint's remote code.
+    AutoConfig.register("speechllm", SpeechLLMConfig, exist_ok=True)
 
 __all__ = ["SpeechLLMConfig", "speech_output_lengths"]

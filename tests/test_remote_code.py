@@ -89,3 +89,17 @@ def test_a_saved_pipeline_keeps_its_processor_settings(tiny_whisper, tmp_path):
     assert reloaded.processor.feature_stride == 2  # Whisper's conv stride survived the save
     kwargs = dict(sampling_rate=16000, max_new_tokens=6, generate_kwargs={"min_new_tokens": 6})
     assert loaded["task"] == pipe(make_audio(1.5, seed=7), task="transcribe", **kwargs)
+
+
+def test_the_project_classes_load_a_checkpoint_without_asking_about_remote_code(tiny_checkpoint, tmp_path):
+    """A script of the project that uses the classes directly (as train.py does) must never stop on the
+    "Do you wish to run the custom code?" question for the checkpoint's own copy of the code."""
+    script = "from processing_speechllm import SpeechLLMProcessor as P; print(type(P.from_pretrained(__import__('sys').argv[1]).tokenizer).__name__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"), PYTHONPATH=os.path.dirname(os.path.dirname(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-c", script, tiny_checkpoint], cwd=tmp_path, env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "custom code" not in result.stdout + result.stderr and result.stdout.strip()
