@@ -37,12 +37,11 @@ LLM_1B = {
 }
 
 
-def bench_config(checkpoint: str, shape: str) -> SpeechLLMConfig:
-    config = SpeechLLMConfig.from_pretrained(checkpoint)
+def bench_config(checkpoint: str, shape: str, **overrides) -> SpeechLLMConfig:
     if shape == "1b":
-        text = dict(config.text_config.to_dict(), **LLM_1B)
-        config = SpeechLLMConfig.from_pretrained(checkpoint, text_config=text)
-    return config
+        text = SpeechLLMConfig.from_pretrained(checkpoint).text_config.to_dict()
+        overrides["text_config"] = dict(text, **LLM_1B)
+    return SpeechLLMConfig.from_pretrained(checkpoint, **overrides)
 
 
 def synthetic_batch(config: SpeechLLMConfig, batch: int, seed: int = 0) -> dict:
@@ -65,7 +64,8 @@ def synthetic_batch(config: SpeechLLMConfig, batch: int, seed: int = 0) -> dict:
 
 def stage_a_step(checkpoint: str, config: SpeechLLMConfig, shape: str, batch: dict):
     if shape == "default":
-        model = SpeechMapperForPretraining.from_speechllm_checkpoint(checkpoint)
+        losses = ("stage_a_loss", "loss_vocabulary_sample")
+        model = SpeechMapperForPretraining.from_speechllm_checkpoint(checkpoint, **{k: getattr(config, k) for k in losses})
     else:
         model = SpeechMapperForPretraining(config)
         model.embedding_table.normal_(std=0.02)
@@ -117,10 +117,14 @@ def main():
     parser.add_argument("--shape", choices=["default", "1b"], default="default")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--stage_a_loss", default="mse_cosine", help="stage_a: mse_cosine | l1_cosine_contrastive_ctc")
+    parser.add_argument("--loss_vocabulary_sample", type=int, help="stage_a, 2026 loss: sampled vocabulary rows")
     args = parser.parse_args()
     torch.manual_seed(0)
     checkpoint = default_checkpoint()
-    config = bench_config(checkpoint, args.shape)
+    config = bench_config(
+        checkpoint, args.shape, stage_a_loss=args.stage_a_loss, loss_vocabulary_sample=args.loss_vocabulary_sample
+    )
     batch = synthetic_batch(config, args.batch)
     build = stage_a_step if args.mode == "stage_a" else llm_in_the_loop_step
     model, loss = build(checkpoint, config, args.shape, batch)
@@ -132,7 +136,7 @@ def main():
         optimizer.step()
 
     seconds = median_seconds(step, repeats=args.steps, warmup=1)
-    print_result({"mode": args.mode, "shape": args.shape, "step_s": seconds, "peak_rss_gib": peak_rss_gib()})
+    print_result({"mode": args.mode, "shape": args.shape, "stage_a_loss": config.stage_a_loss, "step_s": seconds, "peak_rss_gib": peak_rss_gib()})
 
 
 if __name__ == "__main__":
