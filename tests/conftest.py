@@ -44,6 +44,14 @@ def tiny_checkpoint(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def part_cache(tmp_path_factory):
+    """The real parts (Whisper tiny.en, SmolLM2) converted from their pip packages once per run, as on a new machine."""
+    os.environ["SPEECHLLM_CACHE"] = str(tmp_path_factory.mktemp("parts-cache"))
+    yield os.environ["SPEECHLLM_CACHE"]
+    del os.environ["SPEECHLLM_CACHE"]
+
+
+@pytest.fixture(scope="session")
 def seamless_checkpoint(tmp_path_factory):
     from make_tiny_checkpoint import build_tiny
 

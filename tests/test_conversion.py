@@ -15,13 +15,6 @@ ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
 ARCTIC_TEXT = "and you always want to see it in the superlative degree"
 
 
-@pytest.fixture(scope="module")
-def part_cache(tmp_path_factory):
-    os.environ["SPEECHLLM_CACHE"] = str(tmp_path_factory.mktemp("parts-cache"))
-    yield
-    del os.environ["SPEECHLLM_CACHE"]
-
-
 def words(text: str) -> list[str]:
     return re.sub(r"[^a-z' ]", " ", text.lower()).split()
 

@@ -1,0 +1,59 @@
+"""The embedded default: real parts from pip packages + the shipped trained weights, run by the main job."""
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from build_default_model import WEIGHTS_DIR, build_default
+
+ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+
+
+@pytest.fixture(scope="module")
+def default_dir(part_cache, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("default"))
+    torch.manual_seed(0)
+    build_default(path)
+    return path
+
+
+def test_the_built_default_carries_the_shipped_weights(default_dir):
+    shipped = load_file(os.path.join(WEIGHTS_DIR, "weights.safetensors"))
+    assert any(".lora_A." in name for name in shipped) and any(name.startswith("multi_modal_projector.") for name in shipped)
+    with safe_open(os.path.join(default_dir, "model.safetensors"), framework="pt") as built:
+        for name, value in shipped.items():
+            assert torch.equal(built.get_tensor(name), value.float()), name
+    with open(os.path.join(default_dir, "config.json")) as handle:
+        config = json.load(handle)
+    with open(os.path.join(WEIGHTS_DIR, "settings.json")) as handle:
+        assert config["lora"] == json.load(handle)["lora"]
+
+
+def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"), TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "demo.py"), "--checkpoint", default_dir],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = re.findall(r"^(transcription|answer to '.*'|translation \(de\)): (.*)$", result.stdout, re.M)
+    answers = {label: ast.literal_eval(value) for label, value in printed}  # demo.py prints each answer's repr
+    assert set(answers) == {"transcription", "answer to 'In which degree do you always want to see it?'", "translation (de)"}
+    # The fresh process (the checkpoint's own remote code) decodes exactly what this process decodes.
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401
+
+    local = pipeline("speech-instruct", model=default_dir)
+    assert answers["transcription"] == local(ARCTIC, task="transcribe", max_new_tokens=48)
+    assert answers["transcription"].strip()
