@@ -65,6 +65,9 @@ def main():
         print(f"Using the tiny RANDOM checkpoint in {checkpoint}: its outputs below are noise, not answers.")
     else:
         checkpoint = args.checkpoint or default_checkpoint(os.path.join(outputs, "default"))
+        if not args.checkpoint:
+            print("The embedded default is an early CPU-trained model, far from its accuracy targets: "
+                  "default_model/TRIALS.md says what it measures.")
     question = args.question or (ARCTIC_QUESTION if args.audio == ARCTIC else "What is the speaker talking about?")
 
     from transformers import pipeline
