@@ -24,8 +24,8 @@ def write_clips(count: int) -> list[str]:
     directory = os.path.join(WORK_DIR, "clips")
     os.makedirs(directory, exist_ok=True)
     paths = []
-    for i, clip in enumerate(speech_clips(count)):
-        path = os.path.join(directory, f"clip-{count}-{i}.wav")
+    for i, clip in enumerate(speech_clips(count, seconds=(4.0, 8.0))):  # long enough for the whole sentence
+        path = os.path.join(directory, f"clip-{count}-{i}-4to8s.wav")
         if not os.path.exists(path):
             soundfile.write(path, clip, 16000)
         paths.append(path)

@@ -24,7 +24,7 @@ from processing_speechllm import TRANSCRIBE_INSTRUCTION, SpeechLLMProcessor, pad
 from training.data import pad_token_rows  # noqa: E402
 from training.mapper_pretraining import SpeechMapperForPretraining  # noqa: E402
 
-# A ~1.1B Llama-style LLM over SmolLM2's vocabulary (TinyLlama's widths): where stage A's advantage must grow.
+# A ~1.1B Llama-style LLM (TinyLlama's widths): where stage A's advantage must grow.
 LLM_1B = {
     "model_type": "llama",
     "hidden_size": 2048,
@@ -32,9 +32,8 @@ LLM_1B = {
     "num_hidden_layers": 22,
     "num_attention_heads": 32,
     "num_key_value_heads": 4,
-    "vocab_size": 49152,
     "max_position_embeddings": 2048,
-}
+}  # the vocabulary stays the default's (SmolLM2's + the audio and pad tokens)
 
 
 def bench_config(checkpoint: str, shape: str, **overrides) -> SpeechLLMConfig:
