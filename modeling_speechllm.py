@@ -33,7 +33,7 @@ class WhisperValidFramesEncoder(WhisperEncoder):
 
     def forward(self, input_features: torch.Tensor, attention_mask=None, output_hidden_states=False, **kwargs):
         if attention_mask is None:
-            attention_mask = torch.ones(input_features.shape[0], input_features.shape[-1], dtype=torch.long)
+            attention_mask = torch.ones(input_features.shape[0], input_features.shape[-1], dtype=torch.long, device=input_features.device)
         max_frames = self.embed_positions.num_embeddings * self.conv1.stride[0] * self.conv2.stride[0]
         if input_features.shape[-1] > max_frames:
             raise ValueError(f"Whisper takes at most {max_frames} mel frames (30 s), got {input_features.shape[-1]}")
@@ -43,8 +43,8 @@ class WhisperValidFramesEncoder(WhisperEncoder):
         hidden = hidden + self.embed_positions.weight[: hidden.shape[1]]
         frame_mask = attention_mask[:, :: self.conv2.stride[0]].bool()
         blocked = torch.finfo(hidden.dtype).min
-        attention_bias = torch.zeros(frame_mask.shape, dtype=hidden.dtype).masked_fill(~frame_mask, blocked)
-        attention_bias = attention_bias[:, None, None, :].to(hidden.device)
+        attention_bias = torch.zeros(frame_mask.shape, dtype=hidden.dtype, device=hidden.device)
+        attention_bias = attention_bias.masked_fill(~frame_mask.to(hidden.device), blocked)[:, None, None, :]
         states = [hidden]
         for layer in self.layers:
             hidden = layer(hidden, attention_bias)
