@@ -22,15 +22,18 @@ WORK_DIR = os.path.join(ROOT, "outputs", "bench")
 
 
 def default_checkpoint() -> str:
-    """The embedded default (with its shipped weights when the project has them, else the untrained composition:
-    the same shapes and the same cost), built once into outputs/bench/default."""
-    from build_default_model import WEIGHTS_DIR, build_default
+    """The embedded default in outputs/bench/default, rebuilt when the shipped weights change."""
+    from build_default_model import built_default
 
-    path = os.path.join(WORK_DIR, "default")
-    if not os.path.exists(os.path.join(path, "config.json")):
-        trained = os.path.exists(os.path.join(WEIGHTS_DIR, "weights.safetensors"))
-        build_default(path, base_only=not trained)
-    return path
+    return built_default(os.path.join(WORK_DIR, "default"))
+
+
+def transcription_prompt(processor) -> str:
+    """The chat prompt of a transcription request, with one audio placeholder (not yet expanded)."""
+    from processing_speechllm import TRANSCRIBE_INSTRUCTION
+
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": None}, {"type": "text", "text": TRANSCRIBE_INSTRUCTION}]}]
+    return processor.render_conversation(conversation)[0]
 
 
 def speech_clips(count: int, seconds=(2.0, 8.0), rate: int = 16000) -> list[np.ndarray]:

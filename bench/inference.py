@@ -12,17 +12,14 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import ROOT, default_checkpoint, median_seconds, print_result, speech_clips  # noqa: E402
+from common import ROOT, default_checkpoint, median_seconds, print_result, speech_clips, transcription_prompt  # noqa: E402
 
-from processing_speechllm import TRANSCRIBE_INSTRUCTION  # noqa: E402
 
 RATE = 16000
 
 
 def transcription_inputs(processor, clips: list):
-    conversation = [{"role": "user", "content": [{"type": "audio", "audio": None}, {"type": "text", "text": TRANSCRIBE_INSTRUCTION}]}]
-    prompt, _ = processor.render_conversation(conversation)
-    return processor(text=[prompt] * len(clips), audio=clips, sampling_rate=RATE)
+    return processor(text=[transcription_prompt(processor)] * len(clips), audio=clips, sampling_rate=RATE)
 
 
 def fixed_length(new_tokens: int) -> dict:

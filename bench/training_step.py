@@ -16,11 +16,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import default_checkpoint, median_seconds, peak_rss_gib, print_result  # noqa: E402
+from common import default_checkpoint, median_seconds, peak_rss_gib, print_result, transcription_prompt  # noqa: E402
 
 from configuration_speechllm import SpeechLLMConfig  # noqa: E402
 from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
-from processing_speechllm import TRANSCRIBE_INSTRUCTION, SpeechLLMProcessor, pad_rows  # noqa: E402
+from processing_speechllm import SpeechLLMProcessor, pad_rows  # noqa: E402
 from training.data import pad_token_rows  # noqa: E402
 from training.mapper_pretraining import SpeechMapperForPretraining  # noqa: E402
 
@@ -80,8 +80,7 @@ def stage_a_step(checkpoint: str, config: SpeechLLMConfig, shape: str, batch: di
 def prompt_rows(processor: SpeechLLMProcessor, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The real transcription prompt (chat template, placeholders expanded to each clip's mapper frames) + the
     transcript as target: input_ids, attention_mask, labels (right-padded)."""
-    conversation = [{"role": "user", "content": [{"type": "audio", "audio": None}, {"type": "text", "text": TRANSCRIBE_INSTRUCTION}]}]
-    prompt, _ = processor.render_conversation(conversation)
+    prompt = transcription_prompt(processor)
     prompts = processor.expand_placeholders([prompt] * len(batch["transcripts"]), batch["mapper_frames"].tolist())
     end = processor.tokenizer.convert_tokens_to_ids(processor.end_of_turn_token)
     rows, labels = [], []

@@ -9,6 +9,7 @@ default_model/RECIPE.md gives the commands that trained the shipped weights.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -48,6 +49,23 @@ def build_default(outdir: str, base_only: bool = False):
     model.save_pretrained(outdir)
     processor.save_pretrained(outdir)
     return model, processor
+
+
+def built_default(outdir: str) -> str:
+    """OUTDIR holding the embedded default, (re)built whenever the shipped weights change (their digest is kept
+    beside it); without shipped weights, the untrained composition (same shapes, same cost)."""
+    weights = os.path.join(WEIGHTS_DIR, "weights.safetensors")
+    digest = "base-only"
+    if os.path.exists(weights):
+        with open(weights, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    stamp = os.path.join(outdir, "shipped_weights.sha256")
+    if not os.path.exists(stamp) or open(stamp).read() != digest:
+        print(f"building the embedded default into {outdir} (once) ...", flush=True)
+        build_default(outdir, base_only=digest == "base-only")
+        with open(stamp, "w") as handle:
+            handle.write(digest)
+    return outdir
 
 
 def main():

@@ -9,7 +9,6 @@ ARCTIC recording in assets/: a transcription, an answer to a spoken-content ques
 """
 
 import argparse
-import hashlib
 import os
 import sys
 
@@ -33,22 +32,6 @@ def tiny_checkpoint(path: str) -> str:
     return path
 
 
-def default_checkpoint(path: str) -> str:
-    """The embedded default, rebuilt whenever the shipped weights change (their digest is kept beside it)."""
-    from build_default_model import WEIGHTS_DIR, build_default
-
-    weights = os.path.join(WEIGHTS_DIR, "weights.safetensors")
-    with open(weights, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()
-    stamp = os.path.join(path, "shipped_weights.sha256")
-    if not os.path.exists(stamp) or open(stamp).read() != digest:
-        print(f"building the embedded default into {path} (once) ...", flush=True)
-        build_default(path)
-        with open(stamp, "w") as handle:
-            handle.write(digest)
-    return path
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="any speechllm checkpoint directory (default: the embedded default)")
@@ -64,7 +47,9 @@ def main():
         checkpoint = tiny_checkpoint(os.path.join(outputs, "tiny-checkpoint"))
         print(f"Using the tiny RANDOM checkpoint in {checkpoint}: its outputs below are noise, not answers.")
     else:
-        checkpoint = args.checkpoint or default_checkpoint(os.path.join(outputs, "default"))
+        from build_default_model import built_default
+
+        checkpoint = args.checkpoint or built_default(os.path.join(outputs, "default"))
         if not args.checkpoint:
             print("The embedded default is an early CPU-trained model, far from its accuracy targets: "
                   "default_model/TRIALS.md says what it measures.")
