@@ -62,3 +62,51 @@ def test_evaluation_command_writes_json_table_and_plot(tiny_checkpoint, tmp_path
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| ASR | en | WER ↓ |" in table and "| ST | zh | BLEU ↑ |" in table and "COMET skipped" in table
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
+
+
+def test_ctc_best_path_merges_repeats_and_drops_blanks_within_each_length():
+    import torch
+    from evaluation.probe_mapper import ctc_best_path
+
+    frames = torch.tensor([[5, 5, 0, 5, 3, 3, 0, 7], [2, 0, 2, 2, 0, 0, 9, 9]])
+    logits = torch.nn.functional.one_hot(frames, 10).float()
+    assert ctc_best_path(logits, torch.tensor([7, 8]), blank_id=0) == [[5, 5, 3], [2, 2, 9]]
+
+
+def test_nearest_embedding_reading_finds_scaled_rows_and_skips_padding():
+    import torch
+    from evaluation.probe_mapper import nearest_embedding_ids
+
+    table = torch.randn(20, 16)
+    outputs = torch.stack([3.0 * table[[4, 11, 7, 7]], 0.5 * table[[9, 1, 2, 3]]])
+    assert nearest_embedding_ids(outputs, torch.tensor([4, 2]), table, skip_id=7) == [[4, 11], [9, 1]]
+
+
+def test_mapper_probe_reads_a_clip_the_same_alone_and_in_a_padded_batch(tmp_path):
+    import soundfile
+    from evaluation.probe_mapper import probe
+    from make_tiny_checkpoint import build_tiny
+    from modeling_speechllm import build_ctc_head
+
+    model, processor = build_tiny("whisper", seed=0)
+    model.config.stage_a_loss = "l1_cosine_contrastive_ctc"  # the 2026 loss: the checkpoint gets a CTC head
+    model.ctc_head = build_ctc_head(model.config)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    arctic = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+    samples, rate = soundfile.read(arctic)
+    short = str(tmp_path / "short.wav")
+    soundfile.write(short, samples[: int(1.5 * rate)], rate)  # shorter than its batch mate: padded in the batch
+    text = "And you always want to see it in the superlative degree."
+    rows = [
+        {"id": "short", "audio": short, "transcript": "And you always", "task": "asr"},
+        {"id": "long", "audio": arctic, "transcript": text, "task": "asr"},
+        {"id": "q", "audio": arctic, "transcript": text, "task": "sqa", "question": "Which degree?", "answer": "superlative"},
+    ]
+    manifest = tmp_path / "probe.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows))
+    alone = probe(str(tmp_path / "model"), str(manifest), batch_size=1)
+    batched = probe(str(tmp_path / "model"), str(manifest), batch_size=2)
+    assert alone["rows"] == 2 and set(alone["wer"]) == {"ctc", "nearest_embedding"}
+    assert alone["predictions"] == batched["predictions"]
+    assert all(p["nearest_embedding"] for p in alone["predictions"])  # a random mapper still reads as some tokens
