@@ -73,7 +73,7 @@ def probe(model_dir: str, data: str, batch_size: int = 8, limit: int | None = No
     for first in tqdm(range(0, len(rows), batch_size), desc="probing the mapper", unit="batch"):
         batch = rows[first : first + batch_size]
         for name, ids in read_mapper(model, processor, [row["audio_source"] for row in batch]).items():
-            readings.setdefault(name, []).extend(processor.tokenizer.batch_decode(ids))
+            readings.setdefault(name, []).extend(processor.tokenizer.batch_decode(ids, skip_special_tokens=True))
     references = [row["transcript"] for row in rows]
     wer = load_metric("normalised_wer")
     return {

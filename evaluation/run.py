@@ -62,6 +62,7 @@ def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[lis
     started = time.perf_counter()
     with tqdm(total=len(rows), desc="speechllm", unit="clip") as progress:
         for instruction, indices in groups.items():
+            indices.sort(key=lambda i: rows[i]["duration"])  # batches of like lengths: little padding, like stopping points
             audios = [rows[i]["audio_source"] for i in indices]
             outputs = pipe(audios, instruction=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens)
             for i, text in zip(indices, outputs):
