@@ -59,8 +59,17 @@ def median_seconds(action, repeats: int, warmup: int = 1) -> float:
 
 
 def peak_rss_gib() -> float:
-    """This process's peak resident memory so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """This process's own peak resident memory so far. On Linux from VmHWM: ru_maxrss carries the parent's peak
+    into a spawned child (kept across exec), so a bench part started by a parent that had built the default
+    reported the parent's 1.18 GiB instead of its own 0.81."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux, elsewhere a best effort
 
 
 def print_result(result: dict):
