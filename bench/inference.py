@@ -65,6 +65,27 @@ def throughput(model, processor, clips: list, batch_sizes, new_tokens: int) -> d
     return rates
 
 
+def prefill_and_decode(model, processor, clips: list, batch_size: int, new_tokens: int) -> dict:
+    """Seconds per utterance of the prefill (features + prompt, the first token) and of the later decode steps, at
+    one batch size. Prefill is compute-bound (a batch of 8 prompts costs ~8 prompts) and decode is not, so their
+    shares bound what batching can give on a given machine."""
+    batches = [clips[first : first + batch_size] for first in range(0, len(clips), batch_size)]
+    with torch.inference_mode():
+
+        def run(tokens):
+            for batch in batches:
+                model.generate(**transcription_inputs(processor, batch), **fixed_length(tokens))
+
+        prefill = median_seconds(lambda: run(1), 3) / len(clips)
+        whole = median_seconds(lambda: run(new_tokens), 3) / len(clips)
+    return {"prefill_s": prefill, "decode_s": whole - prefill}
+
+
+def batching_ceiling(one: dict, batched: dict) -> float:
+    """The most batching could give here if its decode steps became free: batch-1 time over batched prefill."""
+    return (one["prefill_s"] + one["decode_s"]) / batched["prefill_s"]
+
+
 def real_time_factor(transcribe, clips: list) -> float:
     """Seconds of computing per second of audio, one clip at a time, end to end from the waveform."""
     transcribe(clips[0])  # warm-up
@@ -124,6 +145,7 @@ def run(quick: bool) -> dict:
     window = whisper_window_cost(model, processor, clips[8], repeats=3 if quick else 7)
     overhead = generate_overhead(model, processor, clips[8], new_tokens=16 if quick else 32, repeats=3 if quick else 7)
     rates = throughput(model, processor, clips, (1, 4, 8, 16), new_tokens=12 if quick else 24)
+    split = {size: prefill_and_decode(model, processor, clips[:8], size, new_tokens=12 if quick else 24) for size in (1, 8)}
     rtf_clips = clips[::4] if quick else clips
     ours = real_time_factor(speechllm_transcriber(model, processor, 48), rtf_clips)
     whisper = real_time_factor(whisper_transcriber(parts.whisper_tiny_en(), 48), rtf_clips)
@@ -132,6 +154,8 @@ def run(quick: bool) -> dict:
         **window,
         "utterances_per_s": rates,
         "batch8_speedup": rates[8] / rates[1],
+        "seconds_per_utterance": split,
+        "batch8_ceiling": batching_ceiling(split[1], split[8]),
         "rtf": ours,
         "whisper_tiny_rtf": whisper,
         "rtf_clips": len(rtf_clips),
