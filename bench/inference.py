@@ -51,6 +51,10 @@ def generate_overhead(model, processor, clip, new_tokens: int, repeats: int) -> 
     }
 
 
+def batches_of(clips: list, batch_size: int) -> list[list]:
+    return [clips[first : first + batch_size] for first in range(0, len(clips), batch_size)]
+
+
 def throughput(model, processor, clips: list, batch_sizes, new_tokens: int) -> dict:
     """Utterances per second (features + generate of `new_tokens` tokens each) at each batch size."""
     rates = {}
@@ -58,9 +62,8 @@ def throughput(model, processor, clips: list, batch_sizes, new_tokens: int) -> d
         model.generate(**transcription_inputs(processor, clips[:1]), **fixed_length(2))  # warm-up
         for batch_size in batch_sizes:
             start = time.perf_counter()
-            for first in range(0, len(clips), batch_size):
-                inputs = transcription_inputs(processor, clips[first : first + batch_size])
-                model.generate(**inputs, **fixed_length(new_tokens))
+            for batch in batches_of(clips, batch_size):
+                model.generate(**transcription_inputs(processor, batch), **fixed_length(new_tokens))
             rates[batch_size] = len(clips) / (time.perf_counter() - start)
     return rates
 
@@ -69,11 +72,10 @@ def prefill_and_decode(model, processor, clips: list, batch_size: int, new_token
     """Seconds per utterance of the prefill (features + prompt, the first token) and of the later decode steps, at
     one batch size. Prefill is compute-bound (a batch of 8 prompts costs ~8 prompts) and decode is not, so their
     shares bound what batching can give on a given machine."""
-    batches = [clips[first : first + batch_size] for first in range(0, len(clips), batch_size)]
     with torch.inference_mode():
 
         def run(tokens):
-            for batch in batches:
+            for batch in batches_of(clips, batch_size):
                 model.generate(**transcription_inputs(processor, batch), **fixed_length(tokens))
 
         prefill = median_seconds(lambda: run(1), 3) / len(clips)

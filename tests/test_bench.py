@@ -1,6 +1,5 @@
 """Bench helpers whose numbers the benchmark ratios rest on."""
 
-import os
 import subprocess
 import sys
 
