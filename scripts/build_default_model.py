@@ -51,6 +51,13 @@ def build_default(outdir: str, base_only: bool = False):
     return model, processor
 
 
+def read_text(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return handle.read()
+
+
 def built_default(outdir: str) -> str:
     """OUTDIR holding the embedded default, (re)built whenever the shipped weights change (their digest is kept
     beside it); without shipped weights, the untrained composition (same shapes, same cost)."""
@@ -60,7 +67,7 @@ def built_default(outdir: str) -> str:
         with open(weights, "rb") as handle:
             digest = hashlib.sha256(handle.read()).hexdigest()
     stamp = os.path.join(outdir, "shipped_weights.sha256")
-    if not os.path.exists(stamp) or open(stamp).read() != digest:
+    if read_text(stamp) != digest:
         print(f"building the embedded default into {outdir} (once) ...", flush=True)
         build_default(outdir, base_only=digest == "base-only")
         with open(stamp, "w") as handle:
