@@ -89,7 +89,8 @@ def speak_espeak(text: str, voice: Voice) -> tuple[np.ndarray, int]:
     if shutil.which("espeak-ng") is None:
         raise FileNotFoundError("espeak-ng is not installed: apt-get install espeak-ng")
     with tempfile.NamedTemporaryFile(suffix=".wav") as handle:
-        command = ["espeak-ng", "-v", voice.name, "-s", str(int(voice.speed)), "-p", str(voice.pitch), "-w", handle.name, text]
-        subprocess.run(command, check=True, capture_output=True)
+        # The text goes in on stdin: as an argument, one starting with "-" ("-20% off") is read as an option.
+        command = ["espeak-ng", "-v", voice.name, "-s", str(int(voice.speed)), "-p", str(voice.pitch), "-w", handle.name, "--stdin"]
+        subprocess.run(command, input=text.encode(), check=True, capture_output=True)
         samples, rate = soundfile.read(handle.name, dtype="float32")
     return samples, rate

@@ -66,6 +66,12 @@ def test_both_engines_speak_16k_audio():
         assert samples.dtype.name == "float32" and 0.8 < len(samples) / 16000 < 4.0 and abs(samples).max() > 0.05
 
 
+def test_espeak_speaks_a_text_that_starts_like_an_option():
+    # As a command-line argument, "-20% off..." is read by espeak-ng as an option and no audio comes out.
+    samples = Speaker().speak("-20% off your next purchase.", Voice("espeak", "en-us+m3", 185, 75))
+    assert 1.0 < len(samples) / 16000 < 5.0 and abs(samples).max() > 0.05
+
+
 def digest(directory):
     return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*.wav"))}
 
