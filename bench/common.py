@@ -15,9 +15,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import pipeline_speechllm  # noqa: E402,F401  (registers the speechllm classes: no remote-code question in-repo)
+from evaluation.arctic import ARCTIC  # noqa: E402
 
-ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
-ARCTIC_TEXT = "And you always want to see it in the superlative degree."
 WORK_DIR = os.path.join(ROOT, "outputs", "bench")
 
 
@@ -39,7 +38,7 @@ def transcription_prompt(processor) -> str:
 def speech_clips(count: int, seconds=(2.0, 8.0), rate: int = 16000) -> list[np.ndarray]:
     """`count` real-speech clips from the CMU ARCTIC recording: cut or repeated (with short pauses) to lengths spread
     evenly over `seconds`."""
-    recording, source_rate = soundfile.read(ARCTIC, dtype="float32")
+    recording, source_rate = soundfile.read(ARCTIC.audio, dtype="float32")
     assert source_rate == rate, source_rate
     pause = np.zeros(int(0.3 * rate), dtype=np.float32)
     long_take = np.concatenate([recording, pause] * 3)

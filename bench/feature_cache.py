@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import ARCTIC_TEXT, WORK_DIR, default_checkpoint, print_result, speech_clips  # noqa: E402
+from common import ARCTIC, WORK_DIR, default_checkpoint, print_result, speech_clips  # noqa: E402
 
 from processing_speechllm import SpeechLLMProcessor  # noqa: E402
 from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache  # noqa: E402
@@ -37,7 +37,7 @@ def epoch_seconds(model, optimizer, processor, checkpoint, sources, cache_dir, b
     start = time.perf_counter()
     feature_paths = fill_feature_cache(sources, checkpoint, model.config, processor, cache_dir)
     collate = StageACollator(processor.tokenizer)
-    examples = [{"feature_path": path, "transcript": ARCTIC_TEXT} for path in feature_paths]
+    examples = [{"feature_path": path, "transcript": ARCTIC.transcript} for path in feature_paths]
     for first in range(0, len(examples), batch_size):
         optimizer.zero_grad()
         model(**collate(examples[first : first + batch_size])).loss.backward()

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import ARCTIC_TEXT, ROOT, WORK_DIR, default_checkpoint, print_result  # noqa: E402
+from common import ARCTIC, ROOT, WORK_DIR, default_checkpoint, print_result  # noqa: E402
 from feature_cache import write_clips  # noqa: E402
 
 CONFIGS = {"zero2": "ds_config.json", "zero3": "ds_config_zero3.json"}
@@ -24,7 +24,7 @@ def write_manifest(clips: int) -> str:
     path = os.path.join(WORK_DIR, f"asr-{clips}.jsonl")
     with open(path, "w") as handle:
         for i, audio in enumerate(write_clips(clips)):
-            handle.write(json.dumps({"id": f"clip-{i}", "audio": audio, "transcript": ARCTIC_TEXT, "task": "asr"}) + "\n")
+            handle.write(json.dumps({"id": f"clip-{i}", "audio": audio, "transcript": ARCTIC.transcript, "task": "asr"}) + "\n")
     return path
 
 

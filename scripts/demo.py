@@ -18,8 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
-ARCTIC_QUESTION = "In which degree do you always want to see it?"
+from evaluation.arctic import ARCTIC  # noqa: E402
 
 
 def tiny_checkpoint(path: str) -> str:
@@ -36,7 +35,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="any speechllm checkpoint directory (default: the embedded default)")
     parser.add_argument("--tiny", action="store_true", help="the tiny RANDOM test checkpoint instead")
-    parser.add_argument("--audio", default=ARCTIC, help="a recording (default: CMU ARCTIC arctic_a0007)")
+    parser.add_argument("--audio", default=ARCTIC.audio, help="a recording (default: CMU ARCTIC arctic_a0007)")
     parser.add_argument("--question", help="a question about what is said (default: one about the ARCTIC clip)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     args = parser.parse_args()
@@ -53,7 +52,7 @@ def main():
         if not args.checkpoint:
             print("The embedded default is an early CPU-trained model, far from its accuracy targets: "
                   "default_model/TRIALS.md says what it measures.")
-    question = args.question or (ARCTIC_QUESTION if args.audio == ARCTIC else "What is the speaker talking about?")
+    question = args.question or (ARCTIC.question if args.audio == ARCTIC.audio else "What is the speaker talking about?")
 
     from transformers import pipeline
 

@@ -5,14 +5,11 @@ import re
 
 import pytest
 import torch
-from conftest import ROOT
 
 from conversion import parts
 from conversion.whisper_ctranslate2 import hf_name, read_ctranslate2
+from evaluation.arctic import ARCTIC
 from processing_speechllm import load_audio
-
-ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
-ARCTIC_TEXT = "and you always want to see it in the superlative degree"
 
 
 def words(text: str) -> list[str]:
@@ -33,11 +30,11 @@ def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(par
 
     path = parts.whisper_tiny_en()
     model = WhisperForConditionalGeneration.from_pretrained(path).eval()
-    features = WhisperFeatureExtractor.from_pretrained(path)(load_audio(ARCTIC, None, 16000), sampling_rate=16000, return_tensors="pt")
+    features = WhisperFeatureExtractor.from_pretrained(path)(load_audio(ARCTIC.audio, None, 16000), sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
         tokens = model.generate(features.input_features, max_new_tokens=40)
     text = WhisperTokenizerFast.from_pretrained(path).batch_decode(tokens, skip_special_tokens=True)[0]
-    assert words(text) == words(ARCTIC_TEXT), text
+    assert words(text) == words(ARCTIC.transcript), text
     assert parts.whisper_tiny_en() == path  # built once, then found in the cache
 
 
@@ -67,7 +64,7 @@ def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
     manifest = tmp_path / "eval.jsonl"
-    manifest.write_text(json.dumps({"id": "a", "audio": ARCTIC, "transcript": ARCTIC_TEXT, "task": "asr"}))
+    manifest.write_text(json.dumps({"id": "a", "audio": ARCTIC.audio, "transcript": ARCTIC.transcript, "task": "asr"}))
     results = evaluate_model(str(tmp_path / "model"), str(manifest), str(tmp_path / "out"), parts.whisper_tiny_en(), max_new_tokens=5)
     assert results["systems"]["whisper"]["scores"]["asr/en"]["wer"] == 0.0  # the real decoder gets it right
     assert results["systems"]["speechllm"]["scores"]["asr/en"]["wer"] > 0.5  # a random model does not

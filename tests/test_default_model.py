@@ -14,8 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from build_default_model import WEIGHTS_DIR, build_default
-
-ARCTIC = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+from evaluation.arctic import ARCTIC
 
 
 @pytest.fixture(scope="module")
@@ -55,5 +54,5 @@ def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_
     import pipeline_speechllm  # noqa: F401
 
     local = pipeline("speech-instruct", model=default_dir)
-    assert answers["transcription"] == local(ARCTIC, task="transcribe", max_new_tokens=48)
+    assert answers["transcription"] == local(ARCTIC.audio, task="transcribe", max_new_tokens=48)
     assert answers["transcription"].strip()
