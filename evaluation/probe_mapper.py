@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 from evaluation.run import load_metric  # noqa: E402
 from modeling_speechllm import SpeechLLMForConditionalGeneration, lengths_to_mask  # noqa: E402
 from processing_speechllm import SpeechLLMProcessor  # noqa: E402
-from training.data import keep_usable_rows, read_rows  # noqa: E402
+from training.data import usable_rows_of_tasks  # noqa: E402
 
 
 def ctc_best_path(logits: torch.Tensor, lengths: torch.Tensor, blank_id: int) -> list[list[int]]:
@@ -65,8 +65,7 @@ def read_mapper(model, processor, audios: list) -> dict[str, list[list[int]]]:
 def probe(model_dir: str, data: str, batch_size: int = 8, limit: int | None = None) -> dict:
     model = SpeechLLMForConditionalGeneration.from_pretrained(model_dir).eval()
     processor = SpeechLLMProcessor.from_pretrained(model_dir)
-    rows = keep_usable_rows(read_rows(data), lambda row: ("asr",) if row["task"] == "asr" else (), processor, False, "probe")
-    rows = [row for row in rows if row["task"] == "asr"][:limit]
+    rows = usable_rows_of_tasks(data, ("asr",), processor, "probe", limit)
     if not rows:
         raise ValueError(f"{data} has no usable ASR rows to probe")
     readings = {}

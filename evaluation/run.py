@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 import pipeline_speechllm  # noqa: E402,F401  (registers speech-instruct)
 from pipeline_speechllm import task_instruction  # noqa: E402
 from processing_speechllm import load_audio  # noqa: E402
-from training.data import TASK_COLUMNS, keep_usable_rows, read_rows  # noqa: E402
+from training.data import usable_rows_of_tasks  # noqa: E402
 
 logger = logging.getLogger("speechllm.evaluation")
 METRICS_DIR = os.path.join(ROOT, "evaluation", "metrics")
@@ -195,8 +195,7 @@ def evaluate_model(model_dir, data, output_dir, whisper_reference=None, batch_si
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=model_dir)
-    rows = keep_usable_rows(read_rows(data), lambda row: (row["task"],) if row["task"] in EVALUATED_TASKS else (), pipe.processor, False, "eval")
-    rows = [row for row in rows if row["task"] in EVALUATED_TASKS][:limit]
+    rows = usable_rows_of_tasks(data, EVALUATED_TASKS, pipe.processor, "eval", limit)
     if not rows:
         raise ValueError(f"{data} has no usable ASR/ST/SQA rows to evaluate")
     audio_seconds = sum(row["duration"] for row in rows)

@@ -146,6 +146,12 @@ def keep_usable_rows(dataset, tasks_for_row, processor, check_transcript_fits: b
     return usable
 
 
+def usable_rows_of_tasks(path: str, tasks: tuple[str, ...], processor, name: str, limit: int | None = None) -> list[dict]:
+    """The usable rows of a manifest whose task is one of `tasks` (the others are dropped as unused), in file order."""
+    rows = keep_usable_rows(read_rows(path), lambda row: (row["task"],) if row["task"] in tasks else (), processor, False, name)
+    return list(rows)[:limit]
+
+
 def mapper_frames_per_second(processor) -> float:
     """Mapper frames per second of audio (exact for whole multiples of the downsampling)."""
     hop_seconds = 0.01 * getattr(processor.feature_extractor, "stride", 1)  # 10 ms mel hops, stacked by `stride`
