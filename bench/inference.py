@@ -74,12 +74,12 @@ def prefill_and_decode(model, processor, clips: list, batch_size: int, new_token
     shares bound what batching can give on a given machine."""
     with torch.inference_mode():
 
-        def run(tokens):
+        def generate_all(tokens):
             for batch in batches_of(clips, batch_size):
                 model.generate(**transcription_inputs(processor, batch), **fixed_length(tokens))
 
-        prefill = median_seconds(lambda: run(1), 3) / len(clips)
-        whole = median_seconds(lambda: run(new_tokens), 3) / len(clips)
+        prefill = median_seconds(lambda: generate_all(1), 3) / len(clips)
+        whole = median_seconds(lambda: generate_all(new_tokens), 3) / len(clips)
     return {"prefill_s": prefill, "decode_s": whole - prefill}
 
 

@@ -1,6 +1,8 @@
 """The LLM writes short talk scripts (fakACL's first step), cleaned into sentences and cached as JSONL.
 
-    python -m synthesis.write_talks --output synthesis/talks.jsonl [--per_topic 4] (up to len(ANGLES) = 24) [--seed 0]
+    python -m synthesis.write_talks --output synthesis/talks.jsonl [--per_topic N] [--seed 0]
+
+--per_topic: how many of topics.ANGLES (24) each subfield is written from; the committed file has all 24.
 
 Deterministic for a seed (one seed per talk), resumable (talks already in the file are kept), with a progress bar.
 The file is the project's own generated text and is committed, so synthesis never needs the LLM again.
