@@ -2,7 +2,7 @@
 
     python -m synthesis.write_talks --output synthesis/talks.jsonl [--per_topic N] [--seed 0]
 
---per_topic: how many of topics.ANGLES (24) each subfield is written from; the committed file has all 24.
+--per_topic: how many of topics.ANGLES (48) each subfield is written from; the committed file has all 48.
 
 Deterministic for a seed (one seed per talk), resumable (talks already in the file are kept), with a progress bar.
 The file is the project's own generated text and is committed, so synthesis never needs the LLM again.
@@ -31,6 +31,8 @@ ABOUT_THE_TASK = re.compile(r"\b(here's|here is|rewritten|rewrite|paragraph|sent
 
 
 def talk_requests(per_topic: int) -> list[dict]:
+    if not 1 <= per_topic <= len(ANGLES):
+        raise ValueError(f"per_topic must be between 1 and {len(ANGLES)} (the number of topics.ANGLES), got {per_topic}")
     requests = []
     for topic in SUBFIELDS:
         for number, angle in enumerate(ANGLES[:per_topic]):

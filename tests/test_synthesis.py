@@ -8,7 +8,8 @@ import soundfile
 
 from synthesis.build_dataset import build, chunk_talk, plan, questions_for
 from synthesis.speak import Speaker, Voice, all_voices, split_voices
-from synthesis.write_talks import clean_sentences
+from synthesis.topics import ANGLES, SUBFIELDS
+from synthesis.write_talks import clean_sentences, talk_requests
 
 RAW = (
     "Hello everyone and welcome! Here's your rewritten introduction: Today we present a new method for speech translation of lectures. "
@@ -33,6 +34,14 @@ def test_sentences_are_cleaned_and_greetings_dropped():
         "We tested it on three languages.",
         "The results improved by four points.",
     ]
+
+
+def test_talk_requests_cover_every_angle_and_refuse_more_than_there_are():
+    requests = talk_requests(len(ANGLES))
+    assert len(requests) == len(SUBFIELDS) * len(ANGLES) == len({r["id"] for r in requests})
+    assert requests[1] == {"id": "machine-translation-1", "topic": "machine translation", "angle": "a new dataset for machine translation"}
+    with pytest.raises(ValueError, match=f"between 1 and {len(ANGLES)}"):
+        talk_requests(len(ANGLES) + 1)
 
 
 def test_chunks_stay_short_and_questions_are_extractive():
