@@ -63,11 +63,13 @@ def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[lis
     with tqdm(total=len(rows), desc="speechllm", unit="clip") as progress:
         for instruction, indices in groups.items():
             indices.sort(key=lambda i: rows[i]["duration"])  # batches of like lengths: little padding, like stopping points
-            audios = [rows[i]["audio_source"] for i in indices]
-            outputs = pipe(audios, instruction=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens)
-            for i, text in zip(indices, outputs):
-                predictions[i] = text
-            progress.update(len(indices))
+            for start in range(0, len(indices), batch_size):  # one batch at a time, so the bar moves within a group
+                batch = indices[start : start + batch_size]
+                audios = [rows[i]["audio_source"] for i in batch]
+                outputs = pipe(audios, instruction=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens)
+                for i, text in zip(batch, outputs):
+                    predictions[i] = text
+                progress.update(len(batch))
     return predictions, time.perf_counter() - started
 
 
