@@ -2,7 +2,7 @@
 
     python -m synthesis.write_talks --output synthesis/talks.jsonl [--per_topic N] [--seed 0]
 
---per_topic: how many of topics.ANGLES (72) each subfield is written from; the committed file has all 72.
+--per_topic: how many of topics.ANGLES each subfield is written from (at most all of them); the committed file has all.
 
 Deterministic for a seed (one seed per talk), resumable (talks already in the file are kept), with a progress bar.
 The file is the project's own generated text and is committed, so synthesis never needs the LLM again.
