@@ -1,5 +1,6 @@
 """The real offline parts: Whisper tiny.en from CTranslate2, SmolLM2-135M-Instruct from GGUF."""
 
+import json
 import os
 import re
 
@@ -8,7 +9,7 @@ import torch
 
 from conversion import parts
 from conversion.whisper_ctranslate2 import hf_name, read_ctranslate2
-from evaluation.arctic import ARCTIC
+from evaluation.arctic import ARCTIC, ASSETS
 from processing_speechllm import load_audio
 
 
@@ -25,16 +26,25 @@ def test_every_ctranslate2_tensor_has_a_home():
     assert not unmapped and len(tensors) > 100
 
 
-def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(part_cache):
+def librivox_recordings() -> list[tuple[str, str]]:
+    """(audio path, transcript) of the real LibriVox clips in assets/librivox.jsonl."""
+    with open(os.path.join(ASSETS, "librivox.jsonl")) as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return [(os.path.join(ASSETS, row["audio"]), row["transcript"]) for row in rows]
+
+
+# Two real speakers: the ARCTIC clip, and a LibriVox clip that Whisper tiny.en gets word for word.
+@pytest.mark.parametrize("audio, transcript", [(ARCTIC.audio, ARCTIC.transcript), librivox_recordings()[4]], ids=["arctic", "librivox"])
+def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(part_cache, audio, transcript):
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
 
     path = parts.whisper_tiny_en()
     model = WhisperForConditionalGeneration.from_pretrained(path).eval()
-    features = WhisperFeatureExtractor.from_pretrained(path)(load_audio(ARCTIC.audio, None, 16000), sampling_rate=16000, return_tensors="pt")
+    features = WhisperFeatureExtractor.from_pretrained(path)(load_audio(audio, None, 16000), sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
         tokens = model.generate(features.input_features, max_new_tokens=40)
     text = WhisperTokenizerFast.from_pretrained(path).batch_decode(tokens, skip_special_tokens=True)[0]
-    assert words(text) == words(ARCTIC.transcript), text
+    assert words(text) == words(transcript), text
     assert parts.whisper_tiny_en() == path  # built once, then found in the cache
 
 
