@@ -39,6 +39,8 @@ def test_sentences_are_cleaned_and_greetings_dropped():
 def test_talk_requests_cover_every_angle_and_refuse_more_than_there_are():
     requests = talk_requests(len(ANGLES))
     assert len(requests) == len(SUBFIELDS) * len(ANGLES) == len({r["id"] for r in requests})
+    # A repeated angle would make the LLM write the same talk twice under two ids.
+    assert len({r["angle"] for r in requests}) == len(requests)
     assert requests[1] == {"id": "machine-translation-1", "topic": "machine translation", "angle": "a new dataset for machine translation"}
     with pytest.raises(ValueError, match=f"between 1 and {len(ANGLES)}"):
         talk_requests(len(ANGLES) + 1)
