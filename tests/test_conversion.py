@@ -1,6 +1,5 @@
 """The real offline parts: Whisper tiny.en from CTranslate2, SmolLM2-135M-Instruct from GGUF."""
 
-import json
 import os
 import re
 
@@ -11,6 +10,7 @@ from conversion import parts
 from conversion.whisper_ctranslate2 import hf_name, read_ctranslate2
 from evaluation.arctic import ARCTIC, ASSETS
 from processing_speechllm import load_audio
+from training.data import read_rows
 
 
 def words(text: str) -> list[str]:
@@ -26,15 +26,14 @@ def test_every_ctranslate2_tensor_has_a_home():
     assert not unmapped and len(tensors) > 100
 
 
-def librivox_recordings() -> list[tuple[str, str]]:
-    """(audio path, transcript) of the real LibriVox clips in assets/librivox.jsonl."""
-    with open(os.path.join(ASSETS, "librivox.jsonl")) as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    return [(os.path.join(ASSETS, row["audio"]), row["transcript"]) for row in rows]
+def librivox_recording(index: int) -> tuple[str, str]:
+    """(audio path, transcript) of one real LibriVox clip in assets/librivox.jsonl, read as train.py reads manifests."""
+    row = read_rows(os.path.join(ASSETS, "librivox.jsonl"))[index]
+    return row["audio_source"], row["transcript"]
 
 
 # Two real speakers: the ARCTIC clip, and a LibriVox clip that Whisper tiny.en gets word for word.
-@pytest.mark.parametrize("audio, transcript", [(ARCTIC.audio, ARCTIC.transcript), librivox_recordings()[4]], ids=["arctic", "librivox"])
+@pytest.mark.parametrize("audio, transcript", [(ARCTIC.audio, ARCTIC.transcript), librivox_recording(4)], ids=["arctic", "librivox"])
 def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(part_cache, audio, transcript):
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
 
