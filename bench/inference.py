@@ -1,10 +1,12 @@
-"""Inference of the embedded default: generate overhead against the bare LLM, batching, real-time factor.
+"""Inference of the embedded default: LoRA attached against merged, then (merged) generate overhead against the bare
+LLM, batching, real-time factor.
 
     python bench/inference.py [--quick]      (run.py calls these functions in a process of their own)
 """
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -111,6 +113,29 @@ def whisper_window_cost(model, processor, clip, repeats: int) -> dict:
     return {"encoder_valid_frames_s": valid_s, "encoder_30s_window_s": window_s, "whisper_window_speedup": window_s / valid_s}
 
 
+def lora_merge_gain(attached, merged, processor, clips: list, new_tokens: int, rounds: int) -> dict:
+    """Batch-1 generate with the LoRA adapters attached (as trained and saved) against folded into the LLM's weights
+    (`merge_lora()`, what the inference entry points run), alternating rounds on the same clips; and whether the
+    greedy tokens stay the same."""
+
+    def generate_each(model):
+        return [model.generate(**transcription_inputs(processor, [clip]), **fixed_length(new_tokens)) for clip in clips]
+
+    with torch.inference_mode():
+        same_tokens = sum(torch.equal(a, b) for a, b in zip(generate_each(attached), generate_each(merged)))
+        times = {"attached": [], "merged": []}
+        for _ in range(rounds):
+            for name, model in (("attached", attached), ("merged", merged)):
+                times[name].append(median_seconds(lambda: generate_each(model), 1, warmup=0))
+    attached_s, merged_s = (statistics.median(times[name]) / len(clips) for name in ("attached", "merged"))
+    return {
+        "lora_attached_s": attached_s,
+        "lora_merged_s": merged_s,
+        "lora_merge_speedup": attached_s / merged_s,
+        "lora_merge_same_tokens": f"{same_tokens} of {len(clips)}",
+    }
+
+
 def speechllm_transcriber(model, processor, max_new_tokens: int):
     def transcribe(clip):
         with torch.inference_mode():
@@ -141,9 +166,13 @@ def run(quick: bool) -> dict:
 
     torch.manual_seed(0)
     checkpoint = default_checkpoint()
-    model = SpeechLLMForConditionalGeneration.from_pretrained(checkpoint).eval()
     processor = SpeechLLMProcessor.from_pretrained(checkpoint)
+    attached = SpeechLLMForConditionalGeneration.from_pretrained(checkpoint).eval()
+    model = SpeechLLMForConditionalGeneration.from_pretrained(checkpoint).eval().merge_lora()
     clips = speech_clips(16)
+    merge = lora_merge_gain(attached, model, processor, clips[::4], new_tokens=12, rounds=3 if quick else 5)
+    del attached
+    # Everything below measures the merged model, as evaluation.run and the demo run it.
     window = whisper_window_cost(model, processor, clips[8], repeats=3 if quick else 7)
     overhead = generate_overhead(model, processor, clips[8], new_tokens=16 if quick else 32, repeats=3 if quick else 7)
     rates = throughput(model, processor, clips, (1, 4, 8, 16), new_tokens=12 if quick else 24)
@@ -152,6 +181,7 @@ def run(quick: bool) -> dict:
     ours = real_time_factor(speechllm_transcriber(model, processor, 48), rtf_clips)
     whisper = real_time_factor(whisper_transcriber(parts.whisper_tiny_en(), 48), rtf_clips)
     return {
+        **merge,
         **overhead,
         **window,
         "utterances_per_s": rates,
