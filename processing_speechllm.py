@@ -46,6 +46,15 @@ def translation_instruction(target_language: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class AudioError(ValueError):
+    """Unusable audio: the message names the input and the fix; `reason` is its kind in a few words, by which bad
+    training rows are counted."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def read_audio(source, name: str) -> tuple[np.ndarray, int]:
     """Decode a path or raw bytes with soundfile; returns (samples[, channels], sampling_rate)."""
     import soundfile
@@ -53,11 +62,13 @@ def read_audio(source, name: str) -> tuple[np.ndarray, int]:
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     elif not os.path.exists(source):
-        raise ValueError(f"{name}: file {source!r} does not exist")
+        raise AudioError(f"{name}: file {source!r} does not exist", "audio file does not exist")
     try:
         samples, sampling_rate = soundfile.read(source, dtype="float32", always_2d=False)
     except Exception as error:  # soundfile raises its own LibsndfileError, RuntimeError or TypeError
-        raise ValueError(f"{name}: cannot decode audio ({error}); pass a WAV/FLAC/OGG file, bytes or an array") from error
+        raise AudioError(
+            f"{name}: cannot decode audio ({error}); pass a WAV/FLAC/OGG file, bytes or an array", "not an audio file"
+        ) from error
     return samples, sampling_rate
 
 
@@ -72,7 +83,7 @@ def to_mono(samples: np.ndarray, name: str) -> np.ndarray:
     if samples.ndim == 1:
         return samples
     if samples.ndim != 2:
-        raise ValueError(f"{name}: audio must be 1-D (samples) or 2-D (samples, channels); got shape {samples.shape}")
+        raise AudioError(f"{name}: audio must be 1-D (samples) or 2-D (samples, channels); got shape {samples.shape}", "bad array shape")
     channel_axis = 1 if samples.shape[1] <= samples.shape[0] else 0
     logger.debug("%s: averaging %d channels to mono", name, samples.shape[channel_axis])
     return samples.mean(axis=channel_axis)
@@ -92,14 +103,14 @@ def load_audio(audio, sampling_rate: int | None, target_rate: int, name: str = "
     elif isinstance(audio, torch.Tensor):
         audio = audio.detach().cpu().float().numpy()
     elif not isinstance(audio, np.ndarray):
-        raise ValueError(f"{name}: unsupported audio type {type(audio).__name__}; pass a path, bytes or an array")
+        raise AudioError(f"{name}: unsupported audio type {type(audio).__name__}; pass a path, bytes or an array", "unsupported audio type")
     if sampling_rate is None:
-        raise ValueError(f"{name}: an array needs its sampling_rate (e.g. pipe(array, sampling_rate=16000))")
+        raise AudioError(f"{name}: an array needs its sampling_rate (e.g. pipe(array, sampling_rate=16000))", "no sampling rate")
     samples = to_mono(np.asarray(audio, dtype=np.float32), name)
     if samples.size == 0:
-        raise ValueError(f"{name} has 0 samples: pass a non-empty recording")
+        raise AudioError(f"{name} has 0 samples: pass a non-empty recording", "empty audio")
     if not np.isfinite(samples).all():
-        raise ValueError(f"{name} contains NaN or infinite samples: clean or re-decode the recording")
+        raise AudioError(f"{name} contains NaN or infinite samples: clean or re-decode the recording", "NaN or infinite samples")
     if sampling_rate != target_rate:
         logger.debug("%s: resampling from %d Hz to %d Hz", name, sampling_rate, target_rate)
         samples = resample(samples, int(sampling_rate), target_rate)
@@ -197,9 +208,10 @@ class SpeechLLMProcessor(ProcessorMixin):
         clips = [load_audio(a, sampling_rate, self.sampling_rate, name=f"audio {i}") for i, a in enumerate(audios)]
         for i, clip in enumerate(clips):
             if len(clip) > self.max_samples:
-                raise ValueError(
+                raise AudioError(
                     f"audio {i} lasts {len(clip) / self.sampling_rate:.1f} s, longer than the maximum "
-                    f"{self.max_samples / self.sampling_rate:.1f} s: split it into shorter segments first"
+                    f"{self.max_samples / self.sampling_rate:.1f} s: split it into shorter segments first",
+                    "audio too long",
                 )
         return clips
 
@@ -211,9 +223,10 @@ class SpeechLLMProcessor(ProcessorMixin):
         num_tokens = self.num_audio_tokens(mask.sum(-1))
         for i, count in enumerate(num_tokens.tolist()):
             if count < 1:
-                raise ValueError(
+                raise AudioError(
                     f"audio {i} is too short ({len(clips[i]) / self.sampling_rate:.3f} s) to give one speech token: "
-                    "pass at least 0.2 s of audio"
+                    "pass at least 0.2 s of audio",
+                    "audio too short",
                 )
         return {"input_features": features["input_features"], "input_features_mask": mask, "num_audio_tokens": num_tokens}
 

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import transformers
@@ -29,6 +28,7 @@ from processing_speechllm import SpeechLLMProcessor
 from training.checkpoints import export_mapper_checkpoint
 from training.data import (
     SPEECH_TASKS,
+    DataError,
     InstructionCollator,
     TaskBatchSampler,
     build_examples,
@@ -36,9 +36,11 @@ from training.data import (
     keep_usable_rows,
     parse_probabilities,
     read_rows,
+    require_sampled_tasks,
 )
 from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
 from training.trainer import SpeechLLMTrainer, plot_loss_curves
+from training.zero import whole_tensors_while_building
 
 logger = logging.getLogger("speechllm.train")
 
@@ -120,24 +122,31 @@ def check_stage(stage):
 
 def mapper_stage(recipe, args, processor) -> dict:
     """Stage A: cached encoder features → SpeechMapper → LLM embedding rows (no LLM layers)."""
+
+    def usable_clips(path, name):
+        with args.main_process_first(desc=f"checking {name}"):
+            rows = keep_usable_rows(read_rows(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
+        return first_of_each_clip(rows)
+
+    # The data first: a manifest with no usable row stops the run before any model is built.
+    train_rows = usable_clips(recipe.train_file, "train")
+    eval_rows = usable_clips(recipe.eval_file, "eval") if recipe.eval_file else None
     overrides = {"stage_a_loss": recipe.stage_a_loss} if recipe.stage_a_loss else {}
     if recipe.loss_vocabulary_sample is not None:
         overrides["loss_vocabulary_sample"] = recipe.loss_vocabulary_sample
     model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **overrides)
     cache_dir = recipe.feature_cache_dir or os.path.expanduser("~/.cache/speechllm/features")
 
-    def prepare(path, name):
-        with args.main_process_first(desc=f"checking {name} and caching its features"):
-            rows = keep_usable_rows(read_rows(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
-            rows = first_of_each_clip(rows)
+    def with_features(rows, name):
+        with args.main_process_first(desc=f"caching the encoder features of {name}"):
             paths = fill_feature_cache(rows["audio_source"], recipe.model_name_or_path, model.config, processor, cache_dir)
         rows = rows.add_column("feature_path", paths)
         return rows.add_column("length", [int(d * 100) for d in rows["duration"]])
 
     return {
         "model": model,
-        "train_dataset": prepare(recipe.train_file, "train"),
-        "eval_dataset": prepare(recipe.eval_file, "eval") if recipe.eval_file else None,
+        "train_dataset": with_features(train_rows, "train"),
+        "eval_dataset": with_features(eval_rows, "eval") if eval_rows is not None else None,
         "data_collator": StageACollator(processor.tokenizer),
     }
 
@@ -156,15 +165,6 @@ def instruction_stage(recipe, args, processor) -> dict:
     """Stage B (text-only LoRA) or C (joint instruction tuning) on the full model."""
     joint = recipe.stage == "joint"
     sigma = 0.9 if recipe.task_agnostic and recipe.loss_sigma is None else recipe.loss_sigma
-    overrides = {} if sigma is None else {"loss_sigma": sigma}
-    with whole_tensors_while_loading():
-        model = SpeechLLMForConditionalGeneration.from_pretrained(recipe.model_name_or_path, **overrides)
-        if recipe.mapper_checkpoint:
-            load_tensors(model, recipe.mapper_checkpoint, lambda key: key.startswith("multi_modal_projector."), "SpeechMapper")
-        attach_lora(model, recipe)
-    model.multi_modal_projector.requires_grad_(joint)
-    if model.ctc_head is not None:
-        model.ctc_head.requires_grad_(False)  # a stage-A-only head
     probabilities = {"asr": 1.0} if recipe.task_agnostic else parse_probabilities(recipe.task_probabilities)
     add_asr = joint and probabilities.get("asr", 0) > 0
 
@@ -181,7 +181,11 @@ def instruction_stage(recipe, args, processor) -> dict:
             rows = rows.map(lambda row: {"task": "asr"})
         return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt)
 
+    # The data first: unusable data stops the run before the model is loaded.
     train_examples = prepare(recipe.train_file, "train")
+    if recipe.stage == "text" or recipe.task_sampling:
+        require_sampled_tasks(train_examples, probabilities, recipe.stage, "train")
+    eval_examples = prepare(recipe.eval_file, "eval") if recipe.eval_file else None
     sampler = None
     if joint and recipe.task_sampling:
         sampler = TaskBatchSampler(
@@ -192,30 +196,25 @@ def instruction_stage(recipe, args, processor) -> dict:
             num_processes=args.world_size,
             seed=args.seed,
         )
+    with whole_tensors_while_building():
+        model = SpeechLLMForConditionalGeneration.from_pretrained(
+            recipe.model_name_or_path, **({} if sigma is None else {"loss_sigma": sigma})
+        )
+        if recipe.mapper_checkpoint:
+            load_tensors(model, recipe.mapper_checkpoint, lambda key: key.startswith("multi_modal_projector."), "SpeechMapper")
+        attach_lora(model, recipe)
+    model.multi_modal_projector.requires_grad_(joint)
+    if model.ctc_head is not None:
+        model.ctc_head.requires_grad_(False)  # a stage-A-only head
     groups = {"multi_modal_projector": recipe.mapper_learning_rate, "lora_": recipe.lora_learning_rate} if joint else {}
     return {
         "model": model,
         "train_dataset": train_examples,
-        "eval_dataset": prepare(recipe.eval_file, "eval") if recipe.eval_file else None,
+        "eval_dataset": eval_examples,
         "data_collator": InstructionCollator(processor),
         "batch_sampler": sampler,
         "group_learning_rates": groups,
     }
-
-
-@contextmanager
-def whole_tensors_while_loading():
-    """Under ZeRO-3, build the model with whole tensors and let deepspeed.initialize partition it: loading the
-    stage-A mapper and the stage-B adapters into it needs whole tensors (each process holds the model once in CPU
-    memory while loading)."""
-    from transformers.integrations import deepspeed as hf_deepspeed
-
-    reference = hf_deepspeed._hf_deepspeed_config_weak_ref
-    hf_deepspeed.unset_hf_deepspeed_config()
-    try:
-        yield
-    finally:
-        hf_deepspeed._hf_deepspeed_config_weak_ref = reference
 
 
 def load_tensors(model, checkpoint: str, wanted, what: str):
@@ -275,4 +274,7 @@ def main(argv: list[str] | None = None, callbacks=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DataError as error:  # unusable data: the message says which file and rows, and the fix; no traceback
+        raise SystemExit(f"train.py: {error}")

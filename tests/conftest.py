@@ -3,8 +3,11 @@
 import os
 import sys
 
+import json
+
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,6 +62,36 @@ def seamless_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-train")
     model.save_pretrained(path)
     processor.save_pretrained(path)
+    return str(path)
+
+
+TRANSCRIPTS = ["the fox", "speech", "the model", "we present", "language", "the mapper", "test", "the dog"]
+
+
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory):
+    """8 good clips as ASR/ST/SQA rows, one MT row, and three bad rows (missing, empty, not audio)."""
+    directory = tmp_path_factory.mktemp("data")
+    rows = []
+    for i, text in enumerate(TRANSCRIPTS):
+        soundfile.write(directory / f"clip{i}.wav", make_audio(2.5 + 0.25 * (i % 3), seed=i, frequency=140 + 35 * i), 16000)
+        task = ["asr", "st", "sqa"][i % 3]
+        row = {"id": f"good{i}", "audio": f"clip{i}.wav", "transcript": text, "task": task}
+        if task == "st":
+            row.update(tgt_lang=["de", "it"][i % 2], translation=["das ist gut", "va bene"][i % 2])
+        if task == "sqa":
+            row.update(question="what is said?", answer=text)
+        rows.append(row)
+    rows.append({"id": "text0", "transcript": "the fox", "task": "mt", "tgt_lang": "de", "translation": "der fuchs"})
+    soundfile.write(directory / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    (directory / "notes.wav").write_text("not audio")
+    rows += [
+        {"id": "bad-missing", "audio": "missing.wav", "transcript": "x", "task": "asr"},
+        {"id": "bad-empty", "audio": "empty.wav", "transcript": "x", "task": "asr"},
+        {"id": "bad-text", "audio": "notes.wav", "transcript": "x", "task": "asr"},
+    ]
+    path = directory / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
     return str(path)
 
 

@@ -6,6 +6,7 @@ with an audio column works too. Audio is decoded with soundfile (no torchcodec).
 ids and skipped, and counted at the end: a run never dies halfway on one bad file, and never drops rows silently.
 """
 
+import collections
 import logging
 import os
 
@@ -33,6 +34,11 @@ UNUSED = "no task for this stage"
 TEXT_TWIN = {"st": "mt", "sqa": "qa"}
 
 
+class DataError(ValueError):
+    """Training data that cannot be used as given; the message names the file (and rows) and the fix. train.py
+    prints it without a traceback."""
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------------------------
@@ -40,20 +46,36 @@ TEXT_TWIN = {"st": "mt", "sqa": "qa"}
 
 def read_rows(path: str) -> datasets.Dataset:
     """A manifest (JSONL/CSV/TSV) or a saved `datasets` directory → a Dataset with every manifest column and `id`."""
+    if not os.path.exists(path):
+        raise DataError(f"manifest {path} does not exist: give the path of a .jsonl/.csv/.tsv manifest or a saved dataset")
     if os.path.isdir(path):
-        dataset = datasets.load_from_disk(path)
+        dataset = read_or_explain(path, lambda: datasets.load_from_disk(path), "a directory saved with save_to_disk")
         if isinstance(dataset, datasets.DatasetDict):
-            raise ValueError(f"{path} holds several splits {list(dataset)}: pass the directory of one split")
+            raise DataError(f"{path} holds several splits {list(dataset)}: pass the directory of one split")
         base_dir = path
     else:
         extension = os.path.splitext(path)[1].lower()
         readers = {".jsonl": ("json", {}), ".json": ("json", {}), ".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t"})}
         if extension not in readers:
-            raise ValueError(f"{path}: unknown manifest type {extension!r}; use .jsonl, .csv, .tsv or a saved dataset")
+            raise DataError(f"{path}: unknown manifest type {extension!r}; use .jsonl, .csv, .tsv or a saved dataset")
+        if os.path.getsize(path) == 0:
+            raise DataError(f"manifest {path} has no rows: the file is empty")
         builder, options = readers[extension]
-        dataset = datasets.load_dataset(builder, data_files=path, split="train", **options)
+        form = "one JSON object per line" if builder == "json" else f"a header line, then one row per line ({extension})"
+        dataset = read_or_explain(path, lambda: datasets.load_dataset(builder, data_files=path, split="train", **options), form)
         base_dir = os.path.dirname(os.path.abspath(path))
+    if len(dataset) == 0:
+        raise DataError(f"manifest {path} has no rows")
     return normalise_columns(dataset, base_dir)
+
+
+def read_or_explain(path: str, read, form: str):
+    """Run `read`; a failure inside `datasets` becomes a DataError that names the file and the expected form."""
+    try:
+        return read()
+    except Exception as error:  # datasets wraps parser errors in its own classes (DatasetGenerationError, ...)
+        cause = error.__cause__ or error
+        raise DataError(f"cannot read manifest {path}: {type(cause).__name__}: {cause}; it must hold {form}") from error
 
 
 def normalise_columns(dataset: datasets.Dataset, base_dir: str) -> datasets.Dataset:
@@ -84,37 +106,39 @@ def normalise_columns(dataset: datasets.Dataset, base_dir: str) -> datasets.Data
 
 
 def row_problem(row: dict, tasks_needed: tuple[str, ...], check_audio, tokenizer, tokens_per_second) -> dict:
-    """Why a row cannot be used ("" when it can), and its audio duration."""
+    """Why a row cannot be used: `problem` (the full message, "" when usable) and `reason` (its kind, for counting);
+    and its audio duration."""
+
+    def bad(problem: str, reason: str, duration: float = 0.0, num_tokens: int = 0) -> dict:
+        return {"problem": problem, "reason": reason, "duration": duration, "num_tokens": num_tokens}
+
     task = row["task"]
     if task not in TASK_COLUMNS:
-        return {"problem": f"unknown task {task!r}", "duration": 0.0, "num_tokens": 0}
+        return bad(f"unknown task {task!r} (tasks: {', '.join(TASK_COLUMNS)})", "unknown task")
     if not tasks_needed:
-        return {"problem": UNUSED, "duration": 0.0, "num_tokens": 0}
+        return bad(UNUSED, UNUSED)
     for needed_task in tasks_needed:
         absent = [c for c in TASK_COLUMNS[needed_task] if row.get(c if c != "audio" else "audio_source") in (None, "")]
         if absent:
-            return {"problem": f"task {needed_task} needs {', '.join(absent)}", "duration": 0.0, "num_tokens": 0}
+            return bad(f"task {needed_task} needs {', '.join(absent)}", f"{needed_task} row without {', '.join(absent)}")
     duration, num_tokens = 0.0, 0
     if row["audio_source"] is not None and any(TASK_COLUMNS[t][0] == "audio" for t in tasks_needed):
         try:
             duration = check_audio(row["audio_source"])
-        except ValueError as error:
-            return {"problem": str(error), "duration": 0.0, "num_tokens": 0}
+        except ValueError as error:  # AudioError says its kind; any other check of the processor is "unusable audio"
+            return bad(str(error), getattr(error, "reason", "unusable audio"))
         if row["transcript"]:
             num_tokens = len(tokenizer(row["transcript"], add_special_tokens=False)["input_ids"])
             frames = int(duration * tokens_per_second)
             if tokens_per_second and num_tokens > frames:
-                return {
-                    "problem": f"transcript has {num_tokens} tokens but its {duration:.2f} s of audio give only "
-                    f"{frames} mapper frames",
-                    "duration": duration,
-                    "num_tokens": num_tokens,
-                }
-    return {"problem": "", "duration": duration, "num_tokens": num_tokens}
+                problem = f"transcript has {num_tokens} tokens but its {duration:.2f} s of audio give only {frames} mapper frames"
+                return bad(problem, "transcript longer than its audio's mapper frames", duration, num_tokens)
+    return {"problem": "", "reason": "", "duration": duration, "num_tokens": num_tokens}
 
 
 def keep_usable_rows(dataset, tasks_for_row, processor, check_transcript_fits: bool, name: str) -> datasets.Dataset:
-    """Check every row (decoding its audio once), log each bad one with its id and reason, and drop it."""
+    """Check every row (decoding its audio once), log each bad one with its id and reason, count them by reason,
+    and drop them; a DataError when no row is left."""
     rate = processor.sampling_rate
     verdicts = {}  # by audio source: one clip often serves several rows (ASR + its questions)
 
@@ -135,15 +159,29 @@ def keep_usable_rows(dataset, tasks_for_row, processor, check_transcript_fits: b
         lambda row: row_problem(row, tasks_for_row(row), check_audio, processor.tokenizer, tokens_per_second),
         desc=f"checking {name}",
     )
-    problems = [(i, p) for i, p in zip(checked["id"], checked["problem"]) if p and p != UNUSED]
-    for row_id, problem in problems:
-        logger.warning("%s: skipping row %s: %s", name, row_id, problem)
+    for row_id, problem in zip(checked["id"], checked["problem"]):
+        if problem and problem != UNUSED:
+            logger.warning("%s: skipping row %s: %s", name, row_id, problem)
     usable = checked.filter(lambda row: not row["problem"], desc=f"dropping bad rows of {name}")
-    unused = len(checked) - len(usable) - len(problems)
-    logger.warning(
-        "%s: %d rows usable, %d skipped as bad, %d with no task for this stage", name, len(usable), len(problems), unused
-    )
+    summary = summarise_skipped(checked["reason"], len(usable), name)
+    logger.warning("%s", summary)
+    if len(usable) == 0:
+        raise DataError(
+            f"{summary}. No row of the {name} data is usable for this stage: fix the rows logged above (each by its "
+            "id), or give a manifest with the columns this stage needs (README, Training: Data)"
+        )
     return usable
+
+
+def summarise_skipped(reasons: list[str], num_usable: int, name: str) -> str:
+    """"train: 3 of 12 rows usable; 8 skipped as bad (5 audio file does not exist, ...); 1 with no task for this
+    stage", the reasons commonest first."""
+    counts = collections.Counter(reason for reason in reasons if reason and reason != UNUSED)
+    unused = sum(1 for reason in reasons if reason == UNUSED)
+    text = f"{name}: {num_usable} of {len(reasons)} rows usable, {sum(counts.values())} skipped as bad"
+    if counts:
+        text += " (" + ", ".join(f"{count} {reason}" for reason, count in counts.most_common()) + ")"
+    return text + f", {unused} with no task for this stage"
 
 
 def usable_rows_of_tasks(path: str, tasks: tuple[str, ...], processor, name: str, limit: int | None = None) -> list[dict]:
@@ -186,12 +224,30 @@ def build_examples(rows: datasets.Dataset, stage: str, add_asr: bool = False, pa
             if pair_text_twins and task in TEXT_TWIN and row["transcript"]:
                 records.append({"row": index, "as_task": TEXT_TWIN[task], "twin_of": len(records) - 1})
     if not records:
-        raise ValueError(f"no usable examples for stage {stage}: check the task column and the required columns")
+        raise DataError(f"no usable examples for stage {stage}: check the task column and the required columns")
     examples = datasets.Dataset.from_list(records)
     # As plain lists: a Dataset's column is read item by item when added to another (minutes at 50k rows).
     for name, values in rows.select(examples["row"]).to_dict().items():
         examples = examples.add_column(name, values)
     return examples
+
+
+def require_sampled_tasks(examples: datasets.Dataset, probabilities: dict[str, float], stage: str, name: str):
+    """Every task given a weight in `task_probabilities` must have examples: a DataError otherwise, rather than a
+    silently different task mix. Stage B prepares the text twins (MT for ST, QA for SQA) of the named tasks."""
+    named = [task for task, weight in probabilities.items() if weight > 0]
+    wanted = {task: TEXT_TWIN[task] for task in named if task in TEXT_TWIN} if stage == "text" else {t: t for t in named}
+    present = collections.Counter(examples["as_task"])
+    missing = {task: example_task for task, example_task in wanted.items() if not present[example_task]}
+    if missing:
+        having = ", ".join(f"{count} {task}" for task, count in sorted(present.items()))
+        needs = ", ".join(f"{task} (as {example_task} examples)" if task != example_task else task for task, example_task in missing.items())
+        kept = ",".join(f"{task}={weight}" for task, weight in probabilities.items() if task not in missing and weight > 0)
+        fix = f"--task_probabilities {kept}" if kept else "--task_probabilities with the tasks the data has"
+        raise DataError(
+            f"{name}: task_probabilities {probabilities} names {needs}, but the usable rows give none (they give "
+            f"{having or 'nothing'}): add such rows, or leave the task out, e.g. {fix}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -260,7 +316,7 @@ class TaskBatchSampler(torch.utils.data.Sampler):
 
     Batches come in rounds of `num_processes` of the same kind, so that when the data loader deals batch i to
     process i % num_processes, every process gets an ST batch and then its own MT twin batch, and all processes
-    run the same modules at each step. Deterministic for a (seed, epoch); `set_epoch` reshuffles.
+    run the same modules at each step. Every batch is full. Deterministic for a (seed, epoch); `set_epoch` reshuffles.
     """
 
     def __init__(self, examples, batch_size, task_probabilities, language_probabilities, num_processes=1, seed=0):
@@ -314,7 +370,7 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         previous_round = []
         for kind in self.round_kinds(task_rng):
             if kind[0] == "twin":
-                batches = [[self.twin_of_example[i] for i in batch if i in self.twin_of_example] or batch for batch in previous_round]
+                batches = [self.full([self.twin_of_example[i] for i in batch if i in self.twin_of_example] or batch) for batch in previous_round]
             else:
                 batches = [self.draw(kind, order, cursor, rng) for _ in range(self.num_processes)]
             previous_round = batches
@@ -327,7 +383,13 @@ class TaskBatchSampler(torch.utils.data.Sampler):
             cursor[key] = 0
         batch = pool[cursor[key] : cursor[key] + self.batch_size]
         cursor[key] += self.batch_size
-        return [int(i) for i in batch]
+        return self.full([int(i) for i in batch])
+
+    def full(self, batch: list[int]) -> list[int]:
+        """The batch cycled up to `batch_size` (a pool smaller than a batch; ST rows without an MT twin). accelerate's
+        BatchSamplerShard takes a short batch for the epoch's last and then deals the processes different numbers
+        of batches: one process waits for the others' gradients forever."""
+        return [batch[i % len(batch)] for i in range(self.batch_size)]
 
 
 def parse_probabilities(text: str) -> dict[str, float]:

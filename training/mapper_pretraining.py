@@ -29,6 +29,7 @@ from modeling_speechllm import (
 from processing_speechllm import load_audio
 from training.checkpoints import tensor_bytes_digest
 from training.data import pad_token_rows
+from training.zero import whole_tensors_while_building
 
 logger = logging.getLogger("speechllm.stage_a")
 
@@ -60,10 +61,13 @@ class SpeechMapperForPretraining(PreTrainedModel):
 
     @classmethod
     def from_speechllm_checkpoint(cls, checkpoint: str, **config_overrides):
+        """Built with whole tensors even under ZeRO-3 (DeepSpeed partitions the mapper later; the meta LLM that
+        names the embedding tensor must never meet zero.Init, and no LLM layer is materialised or partitioned)."""
         config = SpeechLLMConfig.from_pretrained(checkpoint, **config_overrides)
-        model = cls(config)
+        with whole_tensors_while_building():
+            model = cls(config)
+            table_key = embedding_key(config)
         speech_keys = list(model.state_dict().keys())
-        table_key = embedding_key(config)
         tensors = read_checkpoint_tensors(checkpoint, [table_key])
         model.embedding_table.copy_(tensors[table_key])
         initial = read_available_tensors(checkpoint, speech_keys)
@@ -128,7 +132,8 @@ def fill_feature_cache(sources: list, checkpoint: str, config, processor, cache_
     """Encoder frames (layer `encoder_layer`, averaged) of every clip as .npy files; computes only what is missing.
 
     Files are written under a temporary name and renamed, so a killed run leaves no half-written entry."""
-    directory = os.path.join(cache_dir, encoder_fingerprint(checkpoint, config))
+    with whole_tensors_while_building():  # the frozen encoder runs whole on every process, never partitioned
+        directory = os.path.join(cache_dir, encoder_fingerprint(checkpoint, config))
     os.makedirs(directory, exist_ok=True)
     paths = [os.path.join(directory, audio_fingerprint(source) + ".npy") for source in sources]
     missing = [i for i, path in enumerate(paths) if not os.path.exists(path)]
@@ -136,7 +141,8 @@ def fill_feature_cache(sources: list, checkpoint: str, config, processor, cache_
         "feature cache %s: %d of %d clips already cached, computing %d", directory, len(paths) - len(missing), len(paths), len(missing)
     )
     if missing:
-        encoder = load_encoder(checkpoint, config)
+        with whole_tensors_while_building():
+            encoder = load_encoder(checkpoint, config)
         for start in tqdm(range(0, len(missing), batch_size), desc="caching encoder features", unit="batch"):
             chunk = missing[start : start + batch_size]
             clips = [load_audio(sources[i], None, processor.sampling_rate) for i in chunk]

@@ -7,6 +7,7 @@ import os
 import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 logger = logging.getLogger("speechllm.trainer")
 
@@ -45,6 +46,21 @@ class SpeechLLMTrainer(Trainer):
             return self.optimizer
         return super().create_optimizer(model)
 
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            self.length_sampler = SeededLengthGroupedSampler(sampler, self.args.seed)
+            return self.length_sampler
+        return sampler
+
+    def _run_epoch(self, *args, epoch: int, **kwargs):
+        # The Trainer's own set_epoch does not reach a sampler under accelerate's skip_first_batches wrappers (the
+        # first epoch of a resumed multi-process run), which would replay epoch 0's order there: tell ours directly.
+        for sampler in (self.batch_sampler, getattr(self, "length_sampler", None)):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+        return super()._run_epoch(*args, epoch=epoch, **kwargs)
+
     def get_train_dataloader(self) -> DataLoader:
         if self.batch_sampler is None:
             return super().get_train_dataloader()
@@ -55,6 +71,25 @@ class SpeechLLMTrainer(Trainer):
             num_workers=self.args.dataloader_num_workers,
         )
         return self.accelerator.prepare(loader)
+
+
+class SeededLengthGroupedSampler(torch.utils.data.Sampler):
+    """The Trainer's length-grouped order, drawn from (seed, epoch) alone. The stock sampler draws from the global
+    RNG when its epoch starts; a run resumed mid-epoch restores that RNG only after the draw, so it replayed the
+    epoch in another order (and a different loss curve), and processes whose RNGs differ could overlap."""
+
+    def __init__(self, sampler: LengthGroupedSampler, seed: int):
+        self.sampler, self.seed, self.epoch = sampler, seed, 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        self.sampler.generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(self.sampler)
 
 
 def plot_loss_curves(log_history: list[dict], path: str) -> str | None:
