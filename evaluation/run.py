@@ -75,21 +75,33 @@ def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[lis
 
 def run_whisper(whisper_dir: str, rows, batch_size: int) -> tuple[list[str], float]:
     """Whisper's own encoder-decoder on the same audio (greedy, English, no timestamps)."""
-    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
-
-    model = WhisperForConditionalGeneration.from_pretrained(whisper_dir).eval()
-    features = WhisperFeatureExtractor.from_pretrained(whisper_dir)
-    tokenizer = WhisperTokenizerFast.from_pretrained(whisper_dir)
-    predictions = []
+    rate = WhisperTranscriber.SAMPLING_RATE
     started = time.perf_counter()
+    transcriber = WhisperTranscriber(whisper_dir)
+    predictions = []
     for start in tqdm(range(0, len(rows), batch_size), desc="whisper reference", unit="batch"):
         batch = rows[start : start + batch_size]
-        clips = [load_audio(row["audio_source"], None, features.sampling_rate) for row in batch]
-        inputs = features(clips, sampling_rate=features.sampling_rate, return_tensors="pt")
-        with torch.no_grad():
-            tokens = model.generate(inputs.input_features, max_new_tokens=128)
-        predictions += [text.strip() for text in tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+        predictions += transcriber([load_audio(row["audio_source"], None, rate) for row in batch])
     return predictions, time.perf_counter() - started
+
+
+class WhisperTranscriber:
+    """A converted Whisper checkpoint's own decoder: 16 kHz clips → texts (greedy, no timestamps)."""
+
+    SAMPLING_RATE = 16000
+
+    def __init__(self, whisper_dir: str):
+        from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
+
+        self.model = WhisperForConditionalGeneration.from_pretrained(whisper_dir).eval()
+        self.features = WhisperFeatureExtractor.from_pretrained(whisper_dir)
+        self.tokenizer = WhisperTokenizerFast.from_pretrained(whisper_dir)
+
+    def __call__(self, clips: list) -> list[str]:
+        inputs = self.features(clips, sampling_rate=self.SAMPLING_RATE, return_tensors="pt")
+        with torch.no_grad():
+            tokens = self.model.generate(inputs.input_features, max_new_tokens=128)
+        return [text.strip() for text in self.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
