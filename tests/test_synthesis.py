@@ -114,3 +114,34 @@ def test_synthesised_data_feeds_train_py(tmp_path, seamless_checkpoint):
         assert len(rows) == written and set(rows["task"]) == {"asr", "sqa"}
         info = soundfile.info(rows[0]["audio_source"])
         assert info.samplerate == 16000 and info.duration > 1.0
+
+
+def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translations(tmp_path, seamless_checkpoint):
+    from processing_speechllm import SpeechLLMProcessor
+    from synthesis.speak import VOICE_SETS
+    from training.data import keep_usable_rows, read_rows
+
+    path, talks = talks_file(tmp_path, count=12)
+    clips = plan(talks, seed=0, held_out_fraction=0.2, limit=None, voice_set="v2")
+    train_voices, test_voices = VOICE_SETS["v2"]()
+    assert {c["voice"] for c in clips if c["split"] == "test"} <= set(test_voices)
+    assert {c["voice"] for c in clips if c["split"] == "train"} <= set(train_voices)
+    assert not {v.name for v in train_voices} & {v.name for v in test_voices if v.engine == "kokoro"}  # whole speakers
+
+    text = next(c["text"] for c in clips[:3] if c["split"] == "train")
+    cache = tmp_path / "translations.jsonl"
+    cache.write_text(json.dumps({"text": text, "de": "Heute stellen wir eine neue Methode vor.", "zh": "今天我们提出一种新方法。"}) + "\n")
+    out = tmp_path / "v2"
+    built = build(str(out), path, seed=0, held_out_fraction=0.2, limit=3, voice_set="v2", augment_fraction=1.0, translations_path=str(cache))
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert all(row["audio"].endswith(".aug.wav") for row in rows)  # every training clip augmented at fraction 1
+    assert all((out / row["audio"]).exists() and isinstance(row["augmentation"], list) for row in rows)
+    st = [row for row in rows if row["task"] == "st"]
+    assert {(row["tgt_lang"], row["transcript"]) for row in st} == {("de", text), ("zh", text)}
+    twins = [json.loads(line) for line in (out / "train_text.jsonl").read_text().splitlines()]
+    assert {row["task"] for row in twins} == {"mt", "qa"} and all(row["audio"] is None for row in twins)
+    processor = SpeechLLMProcessor.from_pretrained(seamless_checkpoint)
+    for name in ("train.jsonl", "train_text.jsonl"):
+        usable = keep_usable_rows(read_rows(str(out / name)), lambda row: (row["task"],), processor, False, name)
+        assert len(usable) == len(rows if name == "train.jsonl" else twins)
+    assert len(built) == 3
