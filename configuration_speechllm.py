@@ -63,6 +63,10 @@ class SpeechLLMConfig(PreTrainedConfig):
     audio_token / audio_token_id: the placeholder that the processor expands to one token per mapper frame.
     mapper_pad_token_id: the token whose embedding pads stage-A targets (2026: an untrained reserved token).
     max_audio_seconds: longer audio is refused with a clear error (never cut).
+    mask_time_prob / mask_time_length / mask_feature_prob / mask_feature_length: SpecAugment on the averaged encoder
+        frames that enter the SpeechMapper, while training only (stages A and C alike: stage A trains on cached
+        encoder outputs, so the masks go where both stages can apply them); as in transformers' wav2vec2/Whisper
+        configs, `mask_*_prob` × length / mask_*_length spans are masked. 0 (the default) turns them off.
     loss_alpha, loss_gamma: stage-A weights `α·MSE_words + (10−α)·MSE_pad − γ·cosine`.
     loss_vocabulary_sample: 2026 loss only: None runs the contrastive and CTC terms over the whole vocabulary; N runs
         them over the batch's target tokens plus N rows drawn at random (a sampled softmax: a 49K-token vocabulary
@@ -95,6 +99,10 @@ class SpeechLLMConfig(PreTrainedConfig):
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     text_prompt_template: str = DEFAULT_TEXT_PROMPT_TEMPLATE
     max_audio_seconds: float = 60.0
+    mask_time_prob: float = 0.0
+    mask_time_length: int = 4
+    mask_feature_prob: float = 0.0
+    mask_feature_length: int = 64
     sampling_rate: int = 16000
     loss_alpha: float = 5.0
     loss_gamma: float = 100.0
@@ -132,8 +140,17 @@ class SpeechLLMConfig(PreTrainedConfig):
             )
         if any(stride < 1 or stride > self.mapper_conv_kernel for stride in self.mapper_strides):
             raise ValueError(f"every mapper stride must be in [1, kernel={self.mapper_conv_kernel}]")
+        self.check_spec_augment()
         if self.stage_a_loss not in ("mse_cosine", "l1_cosine_contrastive_ctc"):
             raise ValueError(f"unknown stage_a_loss {self.stage_a_loss!r}: use mse_cosine or l1_cosine_contrastive_ctc")
+
+    def check_spec_augment(self):
+        """Also called when masking: values given to from_pretrained(**kwargs) are set after __post_init__."""
+        if self.mask_feature_prob > 0 and self.mask_feature_length >= self.encoder_hidden_size:
+            raise ValueError(
+                f"mask_feature_length={self.mask_feature_length} must be smaller than the encoder width "
+                f"{self.encoder_hidden_size}: lower it or set mask_feature_prob=0"
+            )
 
     @property
     def encoder_hidden_size(self) -> int:

@@ -205,11 +205,29 @@ class SpeechMapperOutput(ModelOutput):
     first_block_lengths: torch.Tensor | None = None
 
 
+def spec_augment(frames: torch.Tensor, lengths: torch.Tensor, config: SpeechLLMConfig) -> torch.Tensor:
+    """SpecAugment with transformers' own mask sampler (wav2vec2/Whisper): time spans over the valid frames and
+    feature spans over the channels set to zero; draws from numpy's RNG, which the Trainer seeds and checkpoints."""
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
+
+    config.check_spec_augment()
+    batch, time, dims = frames.shape
+    if config.mask_time_prob > 0:
+        valid = lengths_to_mask(lengths, time)
+        spans = _compute_mask_indices((batch, time), config.mask_time_prob, config.mask_time_length, valid.long(), min_masks=0)
+        frames = frames.masked_fill(torch.from_numpy(spans).to(frames.device)[..., None], 0.0)
+    if config.mask_feature_prob > 0:
+        spans = _compute_mask_indices((batch, dims), config.mask_feature_prob, config.mask_feature_length, min_masks=0)
+        frames = frames.masked_fill(torch.from_numpy(spans).to(frames.device)[:, None, :], 0.0)
+    return frames
+
+
 class SpeechMapper(nn.Module):
     """Maps averaged encoder frames into the LLM's input-embedding space, `prod(mapper_strides)`× shorter."""
 
     def __init__(self, config: SpeechLLMConfig):
         super().__init__()
+        self.config = config
         llm_width = config.text_config.hidden_size
         in_dims = [config.encoder_hidden_size, *config.mapper_widths[1:]]
         out_dims = [*config.mapper_widths[1:], llm_width]
@@ -220,6 +238,8 @@ class SpeechMapper(nn.Module):
         self.output_projection = nn.Linear(llm_width, llm_width)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> SpeechMapperOutput:
+        if self.training and (self.config.mask_time_prob > 0 or self.config.mask_feature_prob > 0):
+            frames = spec_augment(frames, lengths, self.config)
         first_hidden, first_lengths = None, None
         for block in self.blocks:
             hidden, frames, lengths = block(frames, lengths)

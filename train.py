@@ -68,6 +68,10 @@ class RecipeArguments:
         default=None, metadata={"help": "mapper, 2026 loss: contrastive/CTC over the targets + N random vocabulary rows"}
     )
     loss_sigma: float | None = field(default=None, metadata={"help": "weight σ of the MSE term in (1−σ)·CE + σ·MSE"})
+    mask_time_prob: float | None = field(
+        default=None, metadata={"help": "mapper, joint: SpecAugment time masks on the mapper's input frames while training"}
+    )
+    mask_feature_prob: float | None = field(default=None, metadata={"help": "mapper, joint: SpecAugment feature masks, likewise"})
     mapper_learning_rate: float = field(default=5e-5, metadata={"help": "joint: learning rate of the SpeechMapper"})
     lora_learning_rate: float = field(default=1e-5, metadata={"help": "joint: learning rate of the LoRA adapters"})
     task_sampling: bool = field(default=True, metadata={"help": "joint: one task per batch, drawn with task_probabilities"})
@@ -131,10 +135,7 @@ def mapper_stage(recipe, args, processor) -> dict:
     # The data first: a manifest with no usable row stops the run before any model is built.
     train_rows = usable_clips(recipe.train_file, "train")
     eval_rows = usable_clips(recipe.eval_file, "eval") if recipe.eval_file else None
-    overrides = {"stage_a_loss": recipe.stage_a_loss} if recipe.stage_a_loss else {}
-    if recipe.loss_vocabulary_sample is not None:
-        overrides["loss_vocabulary_sample"] = recipe.loss_vocabulary_sample
-    model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **overrides)
+    model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **config_overrides(recipe))
     cache_dir = recipe.feature_cache_dir or os.path.expanduser("~/.cache/speechllm/features")
 
     def with_features(rows, name):
@@ -149,6 +150,13 @@ def mapper_stage(recipe, args, processor) -> dict:
         "eval_dataset": with_features(eval_rows, "eval") if eval_rows is not None else None,
         "data_collator": StageACollator(processor.tokenizer),
     }
+
+
+def config_overrides(recipe, **stage_values) -> dict:
+    """The model-config values this run sets (flags given, and the stage's own such as σ); the rest stay as saved."""
+    names = ("stage_a_loss", "loss_vocabulary_sample", "mask_time_prob", "mask_feature_prob")
+    values = {**{name: getattr(recipe, name) for name in names}, **stage_values}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def first_of_each_clip(rows):
@@ -198,7 +206,7 @@ def instruction_stage(recipe, args, processor) -> dict:
         )
     with whole_tensors_while_building():
         model = SpeechLLMForConditionalGeneration.from_pretrained(
-            recipe.model_name_or_path, **({} if sigma is None else {"loss_sigma": sigma})
+            recipe.model_name_or_path, **config_overrides(recipe, loss_sigma=sigma)
         )
         if recipe.mapper_checkpoint:
             load_tensors(model, recipe.mapper_checkpoint, lambda key: key.startswith("multi_modal_projector."), "SpeechMapper")

@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from conftest import greedy, make_audio
@@ -398,3 +399,34 @@ def test_mse_adds_up_like_the_ce_across_devices(tiny):
         # as one of two devices with equal token counts: each device's loss is half, the Trainer scales by 2
         shared = sigma_model(**batch, transcript_ids=transcript_ids, num_items_in_batch=torch.tensor(2 * n_items))
     assert torch.allclose(2 * shared.loss, alone.loss, atol=1e-5)
+
+
+def test_spec_augment_masks_valid_frames_and_channels_while_training_only(tiny):
+    from modeling_speechllm import spec_augment
+
+    model, _ = tiny
+    config = copy.deepcopy(model.config)
+    config.mask_time_prob, config.mask_time_length, config.mask_feature_prob, config.mask_feature_length = 0.3, 2, 0.2, 2
+    frames, lengths = torch.ones(3, 40, 16), torch.tensor([40, 20, 10])
+    np.random.seed(0)
+    masked = spec_augment(frames, lengths, config)
+    np.random.seed(0)
+    assert torch.equal(masked, spec_augment(frames, lengths, config))  # numpy's RNG decides, as the Trainer seeds it
+    zero_frames = (masked == 0).all(-1)
+    zero_channels = (masked == 0).all(1)
+    assert zero_frames.any() and zero_channels.any()
+    assert not zero_frames[1, 20:].any() and not zero_frames[2, 10:].any()  # time masks stay inside the valid frames
+    # whole frames and whole channels, nothing else
+    assert torch.equal(masked == 0, zero_frames[:, :, None] | zero_channels[:, None, :])
+
+    mapper = copy.deepcopy(model.multi_modal_projector)
+    mapper.config = config
+    for module in mapper.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    inputs = torch.randn(2, 40, config.encoder_hidden_size), torch.tensor([40, 32])
+    plain = copy.deepcopy(mapper)
+    plain.config = copy.deepcopy(model.config)
+    with torch.no_grad():
+        assert torch.equal(mapper.eval()(*inputs).embeddings, plain.eval()(*inputs).embeddings)  # off at inference
+        assert not torch.equal(mapper.train()(*inputs).embeddings, plain.train()(*inputs).embeddings)

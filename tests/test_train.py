@@ -112,6 +112,15 @@ def test_stage_mapper_reads_only_the_embedding_table_of_the_llm(seamless_checkpo
     assert not any(name.startswith("language_model") for name, _ in trainer.model.named_parameters())
 
 
+def test_spec_augment_flags_reach_the_trained_model_and_its_saved_config(seamless_checkpoint, manifest, tmp_path):
+    extra = ["--feature_cache_dir", str(tmp_path / "c"), "--mask_time_prob", "0.3"]
+    trainer = run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "a", *extra, steps=2)
+    assert (trainer.model.config.mask_time_prob, trainer.model.config.mask_feature_prob) == (0.3, 0.0)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["mask_time_prob"] == 0.3
+    with pytest.raises(ValueError, match="mask_feature_length=64 must be smaller than the encoder width 32"):
+        run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "b", *extra, "--mask_feature_prob", "0.1", steps=1)
+
+
 def test_stage_text_trains_only_lora_and_its_loss_falls(seamless_checkpoint, manifest, tmp_path):
     trainer = run_stage("text", seamless_checkpoint, manifest, tmp_path / "b", "--learning_rate", "3e-2", steps=30)
     curve = losses(trainer)
