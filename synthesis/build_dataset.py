@@ -1,8 +1,8 @@
 """fakACL-style speech data: the LLM-written talks, segmented into chunks, spoken by varied voices, with QA pairs.
 
     python -m synthesis.build_dataset --output_dir data/fakacl [--talks synthesis/talks.jsonl] [--seed 0] [--limit N]
-    python -m synthesis.build_dataset --output_dir data/fakacl-v2 --voice_set v2 --augment_fraction 0.5 \
-        --translations synthesis/translations.jsonl        # fakACL v2 (in progress): shipped voices, augmentation, ST
+    python -m synthesis.build_dataset --output_dir data/fakacl-v2 --version v2 --augment_fraction 0.5 \
+        --translations synthesis/translations.jsonl --unanswerable_fraction 0.2   # fakACL v2 (in progress)
 
 Writes OUTPUT/audio/{train,test}/*.wav, the manifests OUTPUT/{train,test}.jsonl (ASR and SQA rows usable by train.py
 and evaluation.run) and the same rows as `datasets` directories OUTPUT/{train,test}_dataset. The test split holds
@@ -85,8 +85,35 @@ def questions_for(chunk: dict, rng: random.Random) -> list[dict]:
         i = rng.choice(positions)
         pairs.append({"question": f"Which word does the speaker say right after \"{words[i].strip('.,!?')}\"?", "answer": words[i + 1].strip(".,!?")})
     if chunk["topic"].lower() in text.lower():
-        pairs.append({"question": "What is the topic of this talk?", "answer": chunk["topic"]})
+        pairs.append({"question": TOPIC_QUESTION, "answer": chunk["topic"]})
     return pairs
+
+
+NOT_SAID = "The speaker does not say."
+TOPIC_QUESTION = "What is the topic of this talk?"
+
+
+def add_question_types(clips: list[dict], unanswerable_fraction: float, seed: int) -> None:
+    """Marks each question `extractive`, and gives a share of the clips an `unanswerable` one, as the 2026 system
+    builds them from mismatched audio/question pairs: an extractive question about a chunk of another talk in the same
+    split (never a topic question, which any talk could answer), answered NOT_SAID."""
+    for clip in clips:
+        for pair in clip["questions"]:
+            pair["question_type"] = "extractive"
+    for split in ("train", "test"):
+        members = [c for c in clips if c["split"] == split]
+        for clip in members:
+            rng = random.Random(f"{seed}:unanswerable:{clip['id']}")
+            if rng.random() >= unanswerable_fraction:
+                continue
+            donors = [c for c in members if c["talk"] != clip["talk"]]
+            questions = [
+                q for c in rng.sample(donors, min(5, len(donors))) for q in c["questions"]
+                if q["question_type"] == "extractive" and q["question"] != TOPIC_QUESTION
+            ]
+            if questions:
+                question = rng.choice(questions)["question"]
+                clip["questions"].append({"question": question, "answer": NOT_SAID, "question_type": "unanswerable"})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -95,11 +122,13 @@ def questions_for(chunk: dict, rng: random.Random) -> list[dict]:
 
 
 def plan(
-    talks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1, voice_set: str = "v1"
+    talks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1, version: str = "v1",
+    unanswerable_fraction: float = 0.0,
 ) -> list[dict]:
     """Every clip to make: its chunk, split, voice and questions, all fixed by the seed. A training chunk is spoken
-    by `voices_per_chunk` different voices (each its own clip); a held-out chunk by one held-out voice."""
-    train_voices, test_voices = VOICE_SETS[voice_set]()
+    by `voices_per_chunk` different voices (each its own clip); a held-out chunk by one held-out voice. v2 marks
+    question types and adds unanswerable questions, drawn from the whole split before `limit` applies."""
+    train_voices, test_voices = VOICE_SETS[version]()
     clips = []
     for talk in talks:
         split = "test" if is_held_out(talk["id"], held_out_fraction) else "train"
@@ -109,6 +138,8 @@ def plan(
             for number, voice in enumerate(voices):
                 clip_id = chunk["id"] if number == 0 else f"{chunk['id']}-v{number}"
                 clips.append({**chunk, "id": clip_id, "split": split, "voice": voice, "questions": questions_for(chunk, rng)})
+    if version != "v1":
+        add_question_types(clips, unanswerable_fraction, seed)
     return clips[:limit]
 
 
@@ -162,18 +193,24 @@ def write_atomically(path: str, write) -> None:
     os.replace(temporary, path)
 
 
-def rows_for(clip: dict, translations: dict | None = None) -> list[dict]:
-    """The clip's speech rows: ASR, one SQA row per question, and (with translations) one ST row per language."""
+def rows_for(clip: dict, translations: dict | None = None, extended: bool = False) -> list[dict]:
+    """The clip's speech rows: ASR, one SQA row per question, and (with translations) one ST row per language.
+    `extended`: v2's columns (augmentation, question type, target language, translation); v1 manifests stay byte
+    for byte the same without them."""
     name = clip["id"] + (".aug" if "augmentation" in clip else "") + ".wav"
     common = {"audio": os.path.join("audio", clip["split"], name), "transcript": clip["text"], "voice": clip["voice"].key,
               "talk": clip["talk"], "topic": clip["topic"]}
-    if translations is not None:  # the v2 columns; without them a v1 build's manifests stay byte for byte the same
+    no_question = {"question": None, "answer": None}
+    if extended:
         common.update(augmentation=clip.get("augmentation", []), tgt_lang=None, translation=None)
-    rows = [{"id": clip["id"], "task": "asr", **common, "question": None, "answer": None}]  # same columns in every row
-    rows += [{"id": f"{clip['id']}-q{i}", "task": "sqa", **common, **pair} for i, pair in enumerate(clip["questions"])]
+        no_question["question_type"] = None
+    rows = [{"id": clip["id"], "task": "asr", **common, **no_question}]  # same columns in every row
+    for i, pair in enumerate(clip["questions"]):
+        pair = pair if extended else {key: pair[key] for key in ("question", "answer")}
+        rows.append({"id": f"{clip['id']}-q{i}", "task": "sqa", **common, **pair})
     for language, text in sorted((translations or {}).get(clip["text"], {}).items()):
         if language != "text":
-            rows.append({"id": f"{clip['id']}-st-{language}", "task": "st", **common, "question": None, "answer": None,
+            rows.append({"id": f"{clip['id']}-st-{language}", "task": "st", **common, **no_question,
                          "tgt_lang": language, "translation": text})
     return rows
 
@@ -200,15 +237,15 @@ def write_manifest(rows: list[dict], output_dir: str, name: str) -> None:
         datasets.Dataset.from_list(absolute).save_to_disk(os.path.join(output_dir, f"{name}_dataset"))
 
 
-def write_splits(clips: list[dict], output_dir: str, translations: dict | None = None) -> dict[str, int]:
-    """{split}.jsonl (speech rows) and, with translations, {split}_text.jsonl (MT/QA rows), each also as a
-    `datasets` directory."""
+def write_splits(clips: list[dict], output_dir: str, translations: dict | None = None, extended: bool = False) -> dict[str, int]:
+    """{split}.jsonl (speech rows) and, when extended, {split}_text.jsonl (MT/QA rows), each also as a `datasets`
+    directory."""
     counts = {}
     for split in ("train", "test"):
-        rows = [row for clip in clips if clip["split"] == split for row in rows_for(clip, translations)]
+        rows = [row for clip in clips if clip["split"] == split for row in rows_for(clip, translations, extended)]
         write_manifest(rows, output_dir, split)
         counts[split] = len(rows)
-        if translations is not None:
+        if extended:
             twins = text_rows(rows)
             write_manifest(twins, output_dir, f"{split}_text")
             counts[f"{split}_text"] = len(twins)
@@ -216,8 +253,11 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 
 
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
-          voice_set="v1", augment_fraction=0.0, translations_path=None):
-    clips = plan(read_talks(talks_path), seed, held_out_fraction, limit, voices_per_chunk, voice_set)
+          version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0):
+    extended = version != "v1"
+    if not extended and (augment_fraction or translations_path or unanswerable_fraction):
+        raise ValueError("augmentation, translations and unanswerable questions are v2 options: add --version v2")
+    clips = plan(read_talks(talks_path), seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction)
     synthesise(clips, output_dir)
     if augment_fraction > 0:
         augment(clips, output_dir, augment_fraction, seed)
@@ -226,7 +266,7 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
         from synthesis.translation import read_translations
 
         translations = read_translations(translations_path)
-    counts = write_splits(clips, output_dir, translations)
+    counts = write_splits(clips, output_dir, translations, extended)
     print(f"wrote {output_dir}: {counts} rows from {len(clips)} clips")
     return clips
 
@@ -239,12 +279,14 @@ def main():
     parser.add_argument("--held_out_fraction", type=float, default=0.1)
     parser.add_argument("--limit", type=int, help="only the first N clips (a quick look)")
     parser.add_argument("--voices_per_chunk", type=int, default=1, help="training chunks spoken by this many voices")
-    parser.add_argument("--voice_set", choices=sorted(VOICE_SETS), default="v1", help="v1: the default's data; v2: the shipped voices")
+    parser.add_argument("--version", choices=sorted(VOICE_SETS), default="v1",
+                        help="v1: the shipped default's data, byte for byte; v2: the shipped voices and the options below")
     parser.add_argument("--augment_fraction", type=float, default=0.0, help="share of training clips given an augmented copy")
     parser.add_argument("--translations", help="a translations cache (synthesis/translations.jsonl): adds ST rows and MT/QA manifests")
+    parser.add_argument("--unanswerable_fraction", type=float, default=0.0, help="share of clips given a question it cannot answer")
     args = parser.parse_args()
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
-          args.voice_set, args.augment_fraction, args.translations)
+          args.version, args.augment_fraction, args.translations, args.unanswerable_fraction)
 
 
 if __name__ == "__main__":

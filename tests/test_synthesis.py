@@ -122,7 +122,7 @@ def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translatio
     from training.data import keep_usable_rows, read_rows
 
     path, talks = talks_file(tmp_path, count=12)
-    clips = plan(talks, seed=0, held_out_fraction=0.2, limit=None, voice_set="v2")
+    clips = plan(talks, seed=0, held_out_fraction=0.2, limit=None, version="v2")
     train_voices, test_voices = VOICE_SETS["v2"]()
     assert {c["voice"] for c in clips if c["split"] == "test"} <= set(test_voices)
     assert {c["voice"] for c in clips if c["split"] == "train"} <= set(train_voices)
@@ -132,7 +132,8 @@ def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translatio
     cache = tmp_path / "translations.jsonl"
     cache.write_text(json.dumps({"text": text, "de": "Heute stellen wir eine neue Methode vor.", "zh": "今天我们提出一种新方法。"}) + "\n")
     out = tmp_path / "v2"
-    built = build(str(out), path, seed=0, held_out_fraction=0.2, limit=3, voice_set="v2", augment_fraction=1.0, translations_path=str(cache))
+    built = build(str(out), path, seed=0, held_out_fraction=0.2, limit=3, version="v2", augment_fraction=1.0,
+                  translations_path=str(cache), unanswerable_fraction=1.0)
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert all(row["audio"].endswith(".aug.wav") for row in rows)  # every training clip augmented at fraction 1
     assert all((out / row["audio"]).exists() and isinstance(row["augmentation"], list) for row in rows)
@@ -145,3 +146,13 @@ def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translatio
         usable = keep_usable_rows(read_rows(str(out / name)), lambda row: (row["task"],), processor, False, name)
         assert len(usable) == len(rows if name == "train.jsonl" else twins)
     assert len(built) == 3
+    sqa = [row for row in rows if row["task"] == "sqa"]
+    unanswerable = [row for row in sqa if row["question_type"] == "unanswerable"]
+    assert len(unanswerable) == len([row for row in rows if row["task"] == "asr"])  # one per clip at fraction 1
+    assert all(row["answer"] == "The speaker does not say." for row in unanswerable)
+    talk_of_question = {row["question"]: row["talk"] for row in sqa if row["question_type"] == "extractive"}
+    for row in unanswerable:  # asked of another talk's chunk, never a topic question
+        assert row["question"] != "What is the topic of this talk?"
+        assert talk_of_question.get(row["question"], "elsewhere") != row["talk"]
+    with pytest.raises(ValueError, match="v2 options: add --version v2"):
+        build(str(tmp_path / "v1"), path, limit=1, augment_fraction=0.5)
