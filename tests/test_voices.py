@@ -44,13 +44,14 @@ def test_only_measured_intelligible_voices_are_listed(capsys):
     ["kokoro:kokoro-kumo70-gongitsune30:1.0:50", "kokoro:kokoro-tebukuro-timbre-gongitsune-prosody:1.0:50", "piper:joe:0.95:50"],
 )
 def test_a_sample_of_voices_is_as_intelligible_as_recorded(name, speaker, part_cache):
-    """Speaking and transcribing again gives the recorded WER (synthesis and Whisper are deterministic), and it is
-    within the limit: a change to a voice recipe or the phonemes shows here."""
+    """Speaking and transcribing again gives the recorded WER (within one word: onnxruntime's int8 kernels may differ
+    slightly between processors), and it is within the limit: a change to a voice recipe or the phonemes shows here."""
     from conversion.parts import whisper_tiny_en
     from evaluation.run import WhisperTranscriber
 
     wer = voice_wer(speaker, WhisperTranscriber(whisper_tiny_en()), Voice.from_key(name), TEST_SENTENCES)
-    assert wer == pytest.approx(read_measurements()[name], abs=1e-4) and wer <= MAX_WER
+    words = sum(len(sentence.split()) for sentence in TEST_SENTENCES)
+    assert wer == pytest.approx(read_measurements()[name], abs=1.01 / words) and wer <= MAX_WER
 
 
 def test_speak_writes_16k_mono_wav_with_a_normalised_peak(tmp_path, capsys):
