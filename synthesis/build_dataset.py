@@ -1,22 +1,30 @@
-"""fakACL-style speech data: the LLM-written talks, segmented into chunks, spoken by varied voices, with QA pairs.
+"""fakACL-style speech data: texts spoken by varied voices, with QA pairs, translations and augmentation.
 
     python -m synthesis.build_dataset --output_dir data/fakacl [--talks synthesis/talks.jsonl] [--seed 0] [--limit N]
     python -m synthesis.build_dataset --output_dir data/fakacl-v2 --version v2 --augment_fraction 0.5 \
-        --translations synthesis/translations.jsonl --unanswerable_fraction 0.2   # fakACL v2 (in progress)
+        --translations synthesis/translations.jsonl --questions synthesis/questions.jsonl --unanswerable_fraction 0.2
 
-Writes OUTPUT/audio/{train,test}/*.wav, the manifests OUTPUT/{train,test}.jsonl (ASR and SQA rows usable by train.py
-and evaluation.run) and the same rows as `datasets` directories OUTPUT/{train,test}_dataset. The test split holds
-talks AND voices that the training split never has. Deterministic for a seed; resumable: a clip already on disk is
-kept, and each clip is written under a temporary name first, so a killed run continues where it stopped.
+v1 (the shipped default's data) speaks chunks of the LLM-written talks with Piper and espeak-ng voices. v2 speaks
+every genre of synthesis.genres (talks, read prose, conversation, questions, numbers, commands; the counts of
+synthesis.genres.V2_TEXTS or --texts_per_genre) with the shipped voices (synthesis.speak), gives a share of the
+training clips an augmented copy, and adds the LLM's questions, unanswerable questions and ST rows from the caches.
+
+Writes OUTPUT/audio/{train,test}/*.wav, the manifests OUTPUT/{train,test}.jsonl (ASR, SQA and ST rows usable by
+train.py and evaluation.run), v2's OUTPUT/{train,test}_text.jsonl (MT and QA rows, stage B's data), the same rows as
+`datasets` directories OUTPUT/{name}_dataset, and the time each phase took in OUTPUT/build_info.json. The test split
+holds texts AND voices that the training split never has. Deterministic for a seed; resumable: a clip already on
+disk is kept, and each clip is written under a temporary name first, so a killed run continues where it stopped.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import random
 import re
 import sys
+import time
 
 import soundfile
 from tqdm.auto import tqdm
@@ -84,7 +92,7 @@ def questions_for(chunk: dict, rng: random.Random) -> list[dict]:
     if positions:
         i = rng.choice(positions)
         pairs.append({"question": f"Which word does the speaker say right after \"{words[i].strip('.,!?')}\"?", "answer": words[i + 1].strip(".,!?")})
-    if chunk["topic"].lower() in text.lower():
+    if chunk.get("genre", "talk") == "talk" and chunk["topic"].lower() in text.lower():
         pairs.append({"question": TOPIC_QUESTION, "answer": chunk["topic"]})
     return pairs
 
@@ -93,23 +101,25 @@ NOT_SAID = "The speaker does not say."
 TOPIC_QUESTION = "What is the topic of this talk?"
 
 
-def add_question_types(clips: list[dict], unanswerable_fraction: float, seed: int) -> None:
-    """Marks each question `extractive`, and gives a share of the clips an `unanswerable` one, as the 2026 system
-    builds them from mismatched audio/question pairs: an extractive question about a chunk of another talk in the same
-    split (never a topic question, which any talk could answer), answered NOT_SAID."""
+def add_question_types(clips: list[dict], unanswerable_fraction: float, seed: int, generated: dict | None = None) -> None:
+    """Marks each question `extractive`, adds the LLM's questions about the clip's text (`generated`: text → pairs,
+    synthesis.questions), and gives a share of the clips an `unanswerable` one, as the 2026 system builds them from
+    mismatched audio/question pairs: a question about a text of another group in the same split (never a topic
+    question, which any talk could answer), answered NOT_SAID."""
     for clip in clips:
         for pair in clip["questions"]:
             pair["question_type"] = "extractive"
+        clip["questions"] += [pair | {"question_type": "generated"} for pair in (generated or {}).get(clip["text"], [])]
     for split in ("train", "test"):
         members = [c for c in clips if c["split"] == split]
         for clip in members:
             rng = random.Random(f"{seed}:unanswerable:{clip['id']}")
             if rng.random() >= unanswerable_fraction:
                 continue
-            donors = [c for c in members if c["talk"] != clip["talk"]]
+            donors = [c for c in members if c["group"] != clip["group"]]
             questions = [
                 q for c in rng.sample(donors, min(5, len(donors))) for q in c["questions"]
-                if q["question_type"] == "extractive" and q["question"] != TOPIC_QUESTION
+                if q["question_type"] != "unanswerable" and q["question"] != TOPIC_QUESTION
             ]
             if questions:
                 question = rng.choice(questions)["question"]
@@ -122,24 +132,25 @@ def add_question_types(clips: list[dict], unanswerable_fraction: float, seed: in
 
 
 def plan(
-    talks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1, version: str = "v1",
-    unanswerable_fraction: float = 0.0,
+    chunks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1, version: str = "v1",
+    unanswerable_fraction: float = 0.0, generated: dict | None = None,
 ) -> list[dict]:
-    """Every clip to make: its chunk, split, voice and questions, all fixed by the seed. A training chunk is spoken
-    by `voices_per_chunk` different voices (each its own clip); a held-out chunk by one held-out voice. v2 marks
-    question types and adds unanswerable questions, drawn from the whole split before `limit` applies."""
+    """Every clip to make: its text, split, voice and questions, all fixed by the seed. A chunk's split is a hash of its
+    group (its talk; for v2's other genres, its text). A training chunk is spoken by `voices_per_chunk` different
+    voices (each its own clip); a held-out chunk by one held-out voice. v2 marks question types and adds the LLM's
+    questions and unanswerable ones, drawn from the whole split before `limit` applies."""
     train_voices, test_voices = VOICE_SETS[version]()
     clips = []
-    for talk in talks:
-        split = "test" if is_held_out(talk["id"], held_out_fraction) else "train"
-        for chunk in chunk_talk(talk):
-            rng = random.Random(f"{seed}:{chunk['id']}")
-            voices = rng.sample(test_voices, 1) if split == "test" else rng.sample(train_voices, voices_per_chunk)
-            for number, voice in enumerate(voices):
-                clip_id = chunk["id"] if number == 0 else f"{chunk['id']}-v{number}"
-                clips.append({**chunk, "id": clip_id, "split": split, "voice": voice, "questions": questions_for(chunk, rng)})
+    for chunk in chunks:
+        group = chunk.get("group", chunk.get("talk"))
+        split = "test" if is_held_out(group, held_out_fraction) else "train"
+        rng = random.Random(f"{seed}:{chunk['id']}")
+        voices = rng.sample(test_voices, 1) if split == "test" else rng.sample(train_voices, voices_per_chunk)
+        for number, voice in enumerate(voices):
+            clip_id = chunk["id"] if number == 0 else f"{chunk['id']}-v{number}"
+            clips.append({**chunk, "id": clip_id, "group": group, "split": split, "voice": voice, "questions": questions_for(chunk, rng)})
     if version != "v1":
-        add_question_types(clips, unanswerable_fraction, seed)
+        add_question_types(clips, unanswerable_fraction, seed, generated)
     return clips[:limit]
 
 
@@ -195,14 +206,16 @@ def write_atomically(path: str, write) -> None:
 
 def rows_for(clip: dict, translations: dict | None = None, extended: bool = False) -> list[dict]:
     """The clip's speech rows: ASR, one SQA row per question, and (with translations) one ST row per language.
-    `extended`: v2's columns (augmentation, question type, target language, translation); v1 manifests stay byte
-    for byte the same without them."""
+    `extended`: v2's columns (genre, hold-out group, augmentation, question type, target language, translation); v1
+    manifests stay byte for byte the same without them."""
     name = clip["id"] + (".aug" if "augmentation" in clip else "") + ".wav"
-    common = {"audio": os.path.join("audio", clip["split"], name), "transcript": clip["text"], "voice": clip["voice"].key,
-              "talk": clip["talk"], "topic": clip["topic"]}
+    common = {"audio": os.path.join("audio", clip["split"], name), "transcript": clip["text"], "voice": clip["voice"].key}
     no_question = {"question": None, "answer": None}
-    if extended:
-        common.update(augmentation=clip.get("augmentation", []), tgt_lang=None, translation=None)
+    if not extended:
+        common.update(talk=clip["talk"], topic=clip["topic"])
+    else:
+        common.update(genre=clip["genre"], group=clip["group"], topic=clip["topic"], augmentation=clip.get("augmentation", []),
+                      tgt_lang=None, translation=None)
         no_question["question_type"] = None
     rows = [{"id": clip["id"], "task": "asr", **common, **no_question}]  # same columns in every row
     for i, pair in enumerate(clip["questions"]):
@@ -253,22 +266,53 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 
 
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
-          version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0):
+          version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0, texts=None,
+          questions_path=None):
+    """v1: the talks' chunks. v2: `texts` (default: synthesis.genres.selection(), every genre), with the LLM's
+    questions from `questions_path` and ST rows from `translations_path` where those caches have the text."""
     extended = version != "v1"
-    if not extended and (augment_fraction or translations_path or unanswerable_fraction):
-        raise ValueError("augmentation, translations and unanswerable questions are v2 options: add --version v2")
-    clips = plan(read_talks(talks_path), seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction)
-    synthesise(clips, output_dir)
+    if not extended and (augment_fraction or translations_path or unanswerable_fraction or texts or questions_path):
+        raise ValueError("genres, augmentation, translations and questions are v2 options: add --version v2")
+    if extended:
+        from synthesis.genres import selection
+        from synthesis.questions import read_questions
+
+        chunks = selection() if texts is None else texts
+        generated = read_questions(questions_path) if questions_path else None
+    else:
+        chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None
+    clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated)
+    with timed(output_dir, "speaking"):
+        synthesise(clips, output_dir)
     if augment_fraction > 0:
-        augment(clips, output_dir, augment_fraction, seed)
+        with timed(output_dir, "augmenting"):
+            augment(clips, output_dir, augment_fraction, seed)
     translations = None
     if translations_path:
         from synthesis.translation import read_translations
 
         translations = read_translations(translations_path)
-    counts = write_splits(clips, output_dir, translations, extended)
+    with timed(output_dir, "manifests"):
+        counts = write_splits(clips, output_dir, translations, extended)
     print(f"wrote {output_dir}: {counts} rows from {len(clips)} clips")
     return clips
+
+
+@contextlib.contextmanager
+def timed(output_dir: str, phase: str):
+    """Adds the phase's wall-clock seconds to OUTPUT/build_info.json, summed over resumed runs (the data card's
+    build time)."""
+    started = time.perf_counter()
+    yield
+    path = os.path.join(output_dir, "build_info.json")
+    info = json.load(open(path)) if os.path.exists(path) else {"seconds": {}}
+    info["seconds"][phase] = info["seconds"].get(phase, 0.0) + time.perf_counter() - started
+    write_atomically(path, lambda temporary: open(temporary, "w").write(json.dumps(info, indent=1)))
+
+
+def parse_counts(text: str) -> dict[str, int]:
+    """"talk=1500,prose=1200" → {"talk": 1500, "prose": 1200}."""
+    return {genre: int(count) for genre, count in (item.split("=") for item in text.split(","))}
 
 
 def main():
@@ -284,9 +328,17 @@ def main():
     parser.add_argument("--augment_fraction", type=float, default=0.0, help="share of training clips given an augmented copy")
     parser.add_argument("--translations", help="a translations cache (synthesis/translations.jsonl): adds ST rows and MT/QA manifests")
     parser.add_argument("--unanswerable_fraction", type=float, default=0.0, help="share of clips given a question it cannot answer")
+    parser.add_argument("--questions", help="an LLM questions cache (synthesis/questions.jsonl): adds `generated` SQA rows")
+    parser.add_argument("--texts_per_genre", type=parse_counts,
+                        help="v2: texts of each genre, e.g. talk=1500,prose=1200 (default synthesis.genres.V2_TEXTS)")
     args = parser.parse_args()
+    texts = None
+    if args.texts_per_genre:
+        from synthesis.genres import selection
+
+        texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
-          args.version, args.augment_fraction, args.translations, args.unanswerable_fraction)
+          args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions)
 
 
 if __name__ == "__main__":

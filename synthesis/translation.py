@@ -12,7 +12,6 @@ the checks is absent), appended as they come, so a killed run resumes where it s
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -23,6 +22,9 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from synthesis.jsonl import append_rows, read_rows  # noqa: E402
+from synthesis.llm import DEFAULT_WRITER, WRITERS, InstructLLM, load_writer  # noqa: E402
+
 TRANSLATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "translations.jsonl")
 LANGUAGES = ("de", "it", "zh")
 LANGUAGE_NAMES = {"de": "German", "it": "Italian", "zh": "Chinese", "en": "English"}
@@ -30,7 +32,6 @@ LANGUAGE_NAMES = {"de": "German", "it": "Italian", "zh": "Chinese", "en": "Engli
 # a translation outside [low, high] is cut short or runs on.
 LENGTH_RATIO = {"de": (0.6, 2.0), "it": (0.6, 2.0), "zh": (0.12, 0.9)}
 MIN_BACK_CHRF = 35.0
-HELD_OUT_FRACTION = 0.1  # as synthesis.build_dataset's default split
 
 
 @dataclass(frozen=True)
@@ -52,43 +53,21 @@ class Check:
 
 
 class Translator:
-    """An instruct LLM (a converted pip part) translating with its own chat template, greedy, batched."""
+    """An instruct LLM translating with its own chat template, greedy, batched."""
 
-    def __init__(self, model_dir: str, ct2_dir: str, threads: int = 0):
-        import ctranslate2
-        from transformers import AutoTokenizer
+    def __init__(self, llm: InstructLLM):
+        self.llm = llm
 
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        if not os.path.exists(os.path.join(ct2_dir, "model.bin")):
-            convert_to_ctranslate2(model_dir, ct2_dir)
-        self.generator = ctranslate2.Generator(ct2_dir, device="cpu", compute_type="int8", intra_threads=threads)
-        self.end_tokens = [t for t in (self.tokenizer.eos_token, "<|im_end|>", "<end_of_turn>") if t in self.tokenizer.get_vocab()]
-
-    def prompt_tokens(self, text: str, target: str) -> list[str]:
-        instruction = (
+    @staticmethod
+    def instruction(text: str, target: str) -> str:
+        return (
             f"Translate the following text from English into {LANGUAGE_NAMES[target]}. "
             f"Output only the {LANGUAGE_NAMES[target]} translation and nothing else.\n\n{text}"
         )
-        prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": instruction}], add_generation_prompt=True, tokenize=False)
-        return self.tokenizer.convert_ids_to_tokens(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
     def __call__(self, texts: list[str], target: str, batch_size: int = 16) -> list[str]:
-        prompts = [self.prompt_tokens(text, target) for text in texts]
-        budget = [int(len(self.tokenizer(text)["input_ids"]) * (2.5 if target != "en" else 1.8)) + 16 for text in texts]
-        results = self.generator.generate_batch(
-            prompts, max_batch_size=batch_size, max_length=max(budget), sampling_topk=1,
-            include_prompt_in_result=False, end_token=self.end_tokens,
-        )
-        return [self.tokenizer.decode(result.sequences_ids[0], skip_special_tokens=True).strip() for result in results]
-
-
-def convert_to_ctranslate2(model_dir: str, ct2_dir: str):
-    """int8 CTranslate2 copy of a transformers checkpoint, written under a temporary name then renamed."""
-    from ctranslate2.converters import TransformersConverter
-
-    partial = ct2_dir + ".partial"
-    TransformersConverter(model_dir, load_as_float16=False).convert(partial, quantization="int8", force=True)
-    os.replace(partial, ct2_dir)
+        budget = max(int(self.llm.count_tokens(text) * (2.5 if target != "en" else 1.8)) + 16 for text in texts)
+        return self.llm.reply([self.instruction(text, target) for text in texts], budget, batch_size)
 
 
 def check(sources: list[str], outputs: list[str], back: list[str], target: str) -> list[Check]:
@@ -115,18 +94,7 @@ def translate_and_check(translator: Translator, texts: list[str], target: str) -
 
 
 def read_translations(path: str = TRANSLATIONS) -> dict[str, dict]:
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return {row["text"]: row for row in map(json.loads, filter(str.strip, handle))}
-
-
-def append_rows(rows: list[dict], path: str):
-    with open(path, "a") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    return {row["text"]: row for row in read_rows(path)}
 
 
 def build(translator: Translator, texts: list[str], path: str = TRANSLATIONS, chunk: int = 16) -> dict:
@@ -162,22 +130,11 @@ def dropped_path(path: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def talk_texts() -> list[str]:
-    """Every distinct talk chunk, the held-out talks' first, each group in hash order: whatever part of the cache
-    exists at any time covers the test split first, then a uniform sample of the training texts."""
-    from synthesis.build_dataset import DEFAULT_TALKS, chunk_talk, is_held_out, read_talks
-
-    talks = read_talks(DEFAULT_TALKS)
-    held_out = [chunk["text"] for talk in talks if is_held_out(talk["id"], HELD_OUT_FRACTION) for chunk in chunk_talk(talk)]
-    training = [chunk["text"] for talk in talks if not is_held_out(talk["id"], HELD_OUT_FRACTION) for chunk in chunk_talk(talk)]
-    by_hash = lambda texts: sorted(set(texts), key=lambda text: hashlib.sha1(text.encode()).hexdigest())  # noqa: E731
-    first = by_hash(held_out)
-    return first + [text for text in by_hash(training) if text not in set(first)]
-
-
 def sample_sentences(count: int) -> list[str]:
     """`count` talk chunks chosen by hash over all talks: the fixed sample the candidate translators are compared on."""
-    return sorted(set(talk_texts()), key=lambda text: hashlib.sha1(text.encode()).hexdigest())[:count]
+    from synthesis.genres import hash_rank, talk_rows
+
+    return sorted({row["text"] for row in talk_rows()}, key=hash_rank)[:count]
 
 
 def compare(names: list[str], count: int) -> dict:
@@ -204,15 +161,8 @@ def compare(names: list[str], count: int) -> dict:
     return report
 
 
-# Candidate translators: name → the conversion.parts function that builds it.
-TRANSLATORS = {"qwen2.5-coder-0.5b-instruct": "qwen25_coder_05b_instruct", "qwen2.5-coder-1.5b-instruct": "qwen25_coder_15b_instruct"}
-
-
 def load_translator(name: str) -> Translator:
-    from conversion import parts
-
-    model_dir = getattr(parts, TRANSLATORS[name])()
-    return Translator(model_dir, model_dir + "-ct2-int8")
+    return Translator(load_writer(name))
 
 
 def main():
@@ -220,11 +170,11 @@ def main():
     commands = parser.add_subparsers(dest="command", required=True)
     side = commands.add_parser("compare", help="candidate translators side by side")
     side.add_argument("--sentences", type=int, default=100)
-    side.add_argument("--translators", nargs="+", default=list(TRANSLATORS))
+    side.add_argument("--translators", nargs="+", default=list(WRITERS))
     side.add_argument("--output", default="outputs/translation-comparison.json")
     fill = commands.add_parser("build", help="translate texts into synthesis/translations.jsonl")
-    fill.add_argument("--translator", choices=list(TRANSLATORS), default="qwen2.5-coder-1.5b-instruct")
-    fill.add_argument("--texts", help="a file with one text per line (default: every talk chunk)")
+    fill.add_argument("--translator", choices=list(WRITERS), default=DEFAULT_WRITER)
+    fill.add_argument("--texts", help="a file with one text per line (default: the texts of a v2 build, synthesis.genres.selection())")
     args = parser.parse_args()
     if args.command == "compare":
         report = compare(args.translators, args.sentences)
@@ -233,7 +183,9 @@ def main():
             json.dump(report, handle, indent=1, ensure_ascii=False)
         print(f"wrote {args.output}")
     else:
-        texts = open(args.texts).read().splitlines() if args.texts else talk_texts()
+        from synthesis.genres import annotation_order, selection
+
+        texts = open(args.texts).read().splitlines() if args.texts else annotation_order(selection())
         print(build(load_translator(args.translator), [t for t in texts if t.strip()]))
 
 

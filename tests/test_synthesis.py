@@ -6,7 +6,7 @@ import json
 import pytest
 import soundfile
 
-from synthesis.build_dataset import build, chunk_talk, plan, questions_for
+from synthesis.build_dataset import build, chunk_talk, is_held_out, plan, questions_for
 from synthesis.speak import Speaker, Voice, all_voices, split_voices
 from synthesis.topics import ANGLES, SUBFIELDS
 from synthesis.write_talks import clean_sentences, talk_requests
@@ -24,6 +24,18 @@ def talks_file(tmp_path, count=24):
     path = tmp_path / "talks.jsonl"
     path.write_text("\n".join(json.dumps(t) for t in talks))
     return str(path), talks
+
+
+def chunks_of(talks):
+    return [chunk for talk in talks for chunk in chunk_talk(talk)]
+
+
+def genre_texts(talks):
+    """Texts as synthesis.genres.corpus() gives them: the talks' chunks and two texts of other genres."""
+    texts = [{**chunk, "genre": "talk", "group": chunk["talk"]} for chunk in chunks_of(talks)]
+    others = ["Uh, I think, I think the bus is late again.", "Turn off the lights in the kitchen."]
+    return texts + [{"id": f"other-{i}", "genre": genre, "topic": "the bus", "text": text, "group": text}
+                    for i, (genre, text) in enumerate(zip(("conversation", "command"), others))]
 
 
 def test_sentences_are_cleaned_and_greetings_dropped():
@@ -60,7 +72,7 @@ def test_held_out_split_has_unseen_talks_and_unseen_voices(tmp_path):
     path, talks = talks_file(tmp_path, count=60)
     from synthesis.build_dataset import read_talks
 
-    clips = plan(read_talks(path), seed=0, held_out_fraction=0.2, limit=None)
+    clips = plan(chunks_of(read_talks(path)), seed=0, held_out_fraction=0.2, limit=None)
     train = [c for c in clips if c["split"] == "train"]
     test = [c for c in clips if c["split"] == "test"]
     assert train and test
@@ -116,27 +128,33 @@ def test_synthesised_data_feeds_train_py(tmp_path, seamless_checkpoint):
         assert info.samplerate == 16000 and info.duration > 1.0
 
 
-def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translations(tmp_path, seamless_checkpoint):
+def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translations_and_questions(tmp_path, seamless_checkpoint):
     from processing_speechllm import SpeechLLMProcessor
     from synthesis.speak import VOICE_SETS
     from training.data import keep_usable_rows, read_rows
 
     path, talks = talks_file(tmp_path, count=12)
-    clips = plan(talks, seed=0, held_out_fraction=0.2, limit=None, version="v2")
+    texts = genre_texts(talks)
+    clips = plan(texts, seed=0, held_out_fraction=0.2, limit=None, version="v2")
     train_voices, test_voices = VOICE_SETS["v2"]()
     assert {c["voice"] for c in clips if c["split"] == "test"} <= set(test_voices)
     assert {c["voice"] for c in clips if c["split"] == "train"} <= set(train_voices)
     assert not {v.name for v in train_voices} & {v.name for v in test_voices if v.engine == "kokoro"}  # whole speakers
 
-    text = next(c["text"] for c in clips[:3] if c["split"] == "train")
+    training_talk = [text for text in texts if text["genre"] == "talk" and not is_held_out(text["group"], 0.2)]
+    chosen = [text for text in texts if text["genre"] != "talk"] + training_talk[:2]
+    text = training_talk[0]["text"]
     cache = tmp_path / "translations.jsonl"
     cache.write_text(json.dumps({"text": text, "de": "Heute stellen wir eine neue Methode vor.", "zh": "今天我们提出一种新方法。"}) + "\n")
+    asked = tmp_path / "questions.jsonl"
+    asked.write_text(json.dumps({"text": chosen[0]["text"], "questions": [{"question": "What is late?", "answer": "the bus"}], "dropped": []}) + "\n")
     out = tmp_path / "v2"
-    built = build(str(out), path, seed=0, held_out_fraction=0.2, limit=3, version="v2", augment_fraction=1.0,
-                  translations_path=str(cache), unanswerable_fraction=1.0)
+    built = build(str(out), seed=0, held_out_fraction=0.2, version="v2", augment_fraction=1.0, translations_path=str(cache),
+                  unanswerable_fraction=1.0, texts=chosen, questions_path=str(asked))
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert all(row["audio"].endswith(".aug.wav") for row in rows)  # every training clip augmented at fraction 1
     assert all((out / row["audio"]).exists() and isinstance(row["augmentation"], list) for row in rows)
+    assert {row["genre"] for row in rows} == {"talk", "conversation", "command"}
     st = [row for row in rows if row["task"] == "st"]
     assert {(row["tgt_lang"], row["transcript"]) for row in st} == {("de", text), ("zh", text)}
     twins = [json.loads(line) for line in (out / "train_text.jsonl").read_text().splitlines()]
@@ -145,14 +163,17 @@ def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translatio
     for name in ("train.jsonl", "train_text.jsonl"):
         usable = keep_usable_rows(read_rows(str(out / name)), lambda row: (row["task"],), processor, False, name)
         assert len(usable) == len(rows if name == "train.jsonl" else twins)
-    assert len(built) == 3
+    assert len(built) == 4
     sqa = [row for row in rows if row["task"] == "sqa"]
+    generated = [(row["transcript"], row["question"], row["answer"]) for row in sqa if row["question_type"] == "generated"]
+    assert generated == [(chosen[0]["text"], "What is late?", "the bus")]
+    assert not [row for row in sqa if row["genre"] != "talk" and row["question"] == "What is the topic of this talk?"]
     unanswerable = [row for row in sqa if row["question_type"] == "unanswerable"]
     assert len(unanswerable) == len([row for row in rows if row["task"] == "asr"])  # one per clip at fraction 1
     assert all(row["answer"] == "The speaker does not say." for row in unanswerable)
-    talk_of_question = {row["question"]: row["talk"] for row in sqa if row["question_type"] == "extractive"}
-    for row in unanswerable:  # asked of another talk's chunk, never a topic question
+    group_of_question = {row["question"]: row["group"] for row in sqa if row["question_type"] != "unanswerable"}
+    for row in unanswerable:  # asked of another group's text, never a topic question
         assert row["question"] != "What is the topic of this talk?"
-        assert talk_of_question.get(row["question"], "elsewhere") != row["talk"]
+        assert group_of_question.get(row["question"], "elsewhere") != row["group"]
     with pytest.raises(ValueError, match="v2 options: add --version v2"):
         build(str(tmp_path / "v1"), path, limit=1, augment_fraction=0.5)
