@@ -274,10 +274,10 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
     if not extended and (augment_fraction or translations_path or unanswerable_fraction or texts or questions_path):
         raise ValueError("genres, augmentation, translations and questions are v2 options: add --version v2")
     if extended:
-        from synthesis.genres import selection
+        from synthesis.genres import in_annotation_order, selection
         from synthesis.questions import read_questions
 
-        chunks = selection() if texts is None else texts
+        chunks = in_annotation_order(selection() if texts is None else texts, held_out_fraction)  # a killed build: every genre
         generated = read_questions(questions_path) if questions_path else None
     else:
         chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None

@@ -87,6 +87,7 @@ FILLERS = ("uh", "um", "you know", "I mean", "like", "well", "so")
 WORD_LIMITS = {"conversation": (8, 32), "question": (4, 30), "command": (2, 12), "prose": (10, 30), "numbers": (4, 30)}
 PUNCTUATION = set(" .,!?;:'\"$%&()/-–—’‘“”€£")
 SCRIPT = re.compile(r"(^|[.!?\"] )[A-Z]\w*( [A-Z]\w*)?: \"")  # 'Manager: "Hello!" Driver: "Hi."'
+QUOTED = re.compile(r"[\"“]([^\"“”]+)[\"”]")
 PREAMBLE = re.compile(r"^(sure|certainly|of course|here('s| is| are)|as an ai|i'm sorry|i am sorry|okay, here)\b", re.I)
 
 
@@ -110,10 +111,19 @@ def clean_text(text: str, genre: str) -> tuple[str, str]:
     text = " ".join(text.replace("*", "").split()).strip(" -")
     if len(text) >= 2 and text[0] in "\"“" and text[-1] in "\"”":
         text = text[1:-1].strip()
+    if PREAMBLE.match(text):  # 'Sure! "Hey, let's play tomorrow."': the quoted words are the answer, when there are any
+        quoted = [span for span in QUOTED.findall(text) if len(span.split()) >= 4]
+        if not quoted:
+            return "", "preamble"
+        text = quoted[0].strip()
+    if len(text) >= 2 and text[0] in "\"“" and text[-1] in "\"”":
+        text = text[1:-1].strip()
+    if text.count('"') % 2:  # an opening quote whose end was cut off, or a closing one without its start
+        text = text.strip('"').strip()
+    if text.count('"') % 2:
+        text = text.replace('"', "")
     if not text:
         return "", "empty"
-    if PREAMBLE.match(text):
-        return "", "preamble"
     if SCRIPT.search(text):
         return "", "dialogue script"
     if not all(ch in PUNCTUATION or ch.isdigit() or (ch.isalpha() and ord(ch) < 0x250) for ch in text):  # Latin letters
@@ -135,6 +145,9 @@ def clean_text(text: str, genre: str) -> tuple[str, str]:
     if text[-1] not in ".!?\"”":
         text += "."
     return text, ""
+
+
+MIN_LANGID_WORDS = 5  # langid guesses at random on "Sit down." or "Subtitles on."
 
 
 def is_english(texts: list[str]) -> list[bool]:
@@ -209,13 +222,32 @@ def lowered(word: str) -> str:
     return word[:1].lower() + word[1:] if word[1:2].islower() or len(word) == 1 else word
 
 
+def finish(reply: str, genre: str, row_id: str) -> tuple[str, str]:
+    """A reply made into the genre's text, or why it is dropped: the checks, English, and for conversation the
+    fillers and false starts (then the word limits again, since those lengthen it)."""
+    text, problem = clean_text(reply, genre)
+    if not problem and len(text.split()) >= MIN_LANGID_WORDS and not is_english([text])[0]:
+        return "", "not English"
+    if not problem and genre == "conversation":
+        return clean_text(add_disfluencies(text, random.Random(row_id)), genre)
+    return text, problem
+
+
 def recheck(genre: str) -> collections.Counter:
-    """Apply today's checks to the texts a genre's cache kept: a text they change is replaced, one they drop is
-    marked dropped (so a rule added later reaches what was written before it)."""
+    """Apply today's checks to a genre's cache, so that a rule added later reaches what was written before it: a kept
+    text they change is replaced, one they drop is marked dropped, and a dropped reply they now accept is kept."""
     path, changes = genre_path(genre), collections.Counter()
     rows = read_rows(path)
     for row in rows:
-        if "text" in row:
+        if "reply" in row:
+            text, problem = finish(row["reply"], genre, row["id"])
+            changes["kept again" if not problem else "same"] += 1
+            if not problem:
+                row.pop("dropped"), row.pop("reply")
+                row["text"] = text
+            else:
+                row["dropped"] = problem
+        elif "text" in row:
             text, problem = clean_text(row["text"], genre)
             changes[problem or ("same" if text == row["text"] else "changed")] += 1
             if problem:
@@ -241,11 +273,7 @@ def write_genre(genre: str, count: int, writer, writer_name: str, batch_size: in
                                temperature=0.9, seed=int(batch[0]["id"].rsplit("-", 1)[1]))
         rows = []
         for item, reply in zip(batch, replies):
-            text, problem = clean_text(reply, genre)
-            if not problem and not is_english([text])[0]:
-                problem = "not English"
-            if not problem and genre == "conversation":  # then the limits again: fillers lengthen the text
-                text, problem = clean_text(add_disfluencies(text, random.Random(item["id"])), genre)
+            text, problem = finish(reply, genre, item["id"])
             row = {key: item[key] for key in ("id", "genre", "topic", "persona")} | {"source": writer_name}
             rows.append(row | ({"dropped": problem, "reply": reply} if problem else {"text": text}))
             outcomes[problem or "kept"] += 1
@@ -409,17 +437,22 @@ def selection(counts: dict[str, int] = V2_TEXTS, texts: list[dict] | None = None
     return chosen
 
 
-def annotation_order(rows: list[dict], fraction: float = HELD_OUT_FRACTION) -> list[str]:
-    """The texts in the order an LLM annotates them (translations, questions): the held-out ones first, then the
-    training ones taking each genre in turn, so that any prefix of a cache covers the test split first and then a
-    sample of every genre."""
-    held = [row["text"] for row in rows if held_out(row, fraction)]
+def in_annotation_order(rows: list[dict], fraction: float = HELD_OUT_FRACTION) -> list[dict]:
+    """The rows in the order the data is made (spoken, translated, asked about): the held-out ones first, then the
+    training ones taking each genre in turn, so that any prefix of an unfinished job covers the test split first and
+    then a sample of every genre."""
+    held = [row for row in rows if held_out(row, fraction)]
     by_genre = collections.defaultdict(list)
     for row in rows:
         if not held_out(row, fraction):
-            by_genre[row["genre"]].append(row["text"])
+            by_genre[row["genre"]].append(row)
     turns = itertools.zip_longest(*by_genre.values())
-    return list(dict.fromkeys(held + [text for turn in turns for text in turn if text is not None]))
+    return held + [row for turn in turns for row in turn if row is not None]
+
+
+def annotation_order(rows: list[dict], fraction: float = HELD_OUT_FRACTION) -> list[str]:
+    """The texts of `in_annotation_order`, each once."""
+    return list(dict.fromkeys(row["text"] for row in in_annotation_order(rows, fraction)))
 
 
 def stats() -> dict:
