@@ -414,7 +414,7 @@ def corpus() -> list[dict]:
 
 # Texts per genre that a v2 build speaks, translates and asks about (each genre's first in hash order): sized so that
 # the whole build fits a few CPU sessions (synthesis/DATA.md has what it measured).
-V2_TEXTS = {"talk": 1500, "prose": 1200, "conversation": 700, "question": 600, "numbers": 500, "command": 350}
+V2_TEXTS = {"talk": 1000, "prose": 1200, "conversation": 700, "question": 600, "numbers": 500, "command": 350}
 
 
 def hash_rank(text: str) -> str:
