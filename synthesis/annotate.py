@@ -20,21 +20,22 @@ from synthesis.genres import annotation_order, selection  # noqa: E402
 from synthesis.llm import DEFAULT_WRITER, WRITERS, load_writer  # noqa: E402
 
 
-def pending(texts: list[str]) -> list[str]:
+def pending(texts: list[str], questions_path: str, translations_path: str) -> list[str]:
     """The texts that lack questions or translations."""
-    asked = set(questions.read_questions())
-    translated = set(translation.read_translations())
+    asked = set(questions.read_questions(questions_path))
+    translated = set(translation.read_translations(translations_path))
     return [text for text in texts if text not in asked or text not in translated]
 
 
-def annotate(writer, texts: list[str], block: int) -> None:
-    todo = pending(texts)
+def annotate(writer, texts: list[str], block: int, questions_path: str = questions.QUESTIONS,
+             translations_path: str = translation.TRANSLATIONS) -> None:
+    todo = pending(texts, questions_path, translations_path)
     print(f"{len(texts) - len(todo)} of {len(texts)} texts have questions and translations, {len(todo)} to do")
     translator = translation.Translator(writer)
     for start in tqdm(range(0, len(todo), block), desc="annotating", unit="block"):
         part = todo[start : start + block]
-        questions.build(writer, part)
-        translation.build(translator, part)
+        questions.build(writer, part, questions_path)
+        translation.build(translator, part, translations_path)
 
 
 def main():
