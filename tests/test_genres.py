@@ -118,3 +118,22 @@ def test_questions_are_parsed_and_kept_only_when_the_text_says_the_answer():
     assert problem({"question": "Did she move to Chicago?", "answer": "Chicago"}, text) == "question gives the answer"
     assert problem({"question": "Tell me", "answer": "Chicago"}, text) == "not a question"
     assert problem({"question": "What does she love?", "answer": "her new job at the hospital in the city"}, text) == "answer too long"
+
+
+def test_annotation_fills_both_caches_block_by_block_and_resumes(tmp_path, part_cache, capsys):
+    from synthesis.annotate import annotate
+    from synthesis.llm import load_writer
+    from synthesis.questions import read_questions
+    from synthesis.translation import LANGUAGES, read_translations
+
+    texts = ["My sister moved to Chicago last year, and she loves her new job at the hospital.", "Turn off the lights in the kitchen."]
+    asked, translated = str(tmp_path / "questions.jsonl"), str(tmp_path / "translations.jsonl")
+    writer = load_writer("qwen2.5-coder-0.5b-instruct")
+    annotate(writer, texts[:1], 1, asked, translated)
+    annotate(writer, texts, 1, asked, translated)
+    assert "1 of 2 texts have questions and translations, 1 to do" in capsys.readouterr().out
+    questions = read_questions(asked)
+    assert list(questions) == texts and list(read_translations(translated)) == texts
+    for text, pairs in questions.items():  # whatever the LLM asked, only answers said in the text were kept
+        assert all(not problem(pair, text) for pair in pairs)
+    assert any(language in row for row in read_translations(translated).values() for language in LANGUAGES)
