@@ -1,7 +1,7 @@
 """The data card of a fakACL v2 build: what it holds, measured from its manifests, audio and the caches it was built
 from, as Markdown tables (synthesis/DATA.md is this command's output plus the commands that made the data).
 
-    python -m synthesis.data_card --data_dir data/fakacl-v2 [--output synthesis/DATA.md]
+    python -m synthesis.data_card [--data_dir data/fakacl-v2] [--output FILE]
 """
 
 import argparse
@@ -51,7 +51,7 @@ def speech_section(data_dir: str) -> str:
             by_genre[row["genre"]][1] += seconds[row["id"]]
         tasks = collections.Counter(row["task"] if row["task"] != "st" else f"st {row['tgt_lang']}" for row in rows)
         questions = collections.Counter(row["question_type"] for row in rows if row["task"] == "sqa")
-        augmented = sum(bool(row["augmentation"]) for row in clips)
+        augmented = sum(row["audio"].endswith(".aug.wav") for row in clips)  # an augmented copy (its stages drawn at random)
         out += [
             f"### {split}: {len(clips)} clips, {hours(sum(seconds.values()))} h, {augmented} augmented",
             "",
@@ -94,28 +94,36 @@ def genre_section() -> str:
     from synthesis.genres import V2_TEXTS, stats
 
     report = stats()
-    rows = [[genre, r["texts"], r["held_out"], r["words"], V2_TEXTS.get(genre, 0),
+    chosen = {genre: min(V2_TEXTS.get(genre, 0), r["texts"]) for genre, r in report.items()}
+    total = sum(chosen.values())
+    rows = [[genre, r["texts"], r["held_out"], r["words"], chosen[genre], f"{100 * chosen[genre] / total:.0f} %",
              ", ".join(f"{k} {v}" for k, v in r["sources"].items()),
              ", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "-"] for genre, r in report.items()]
-    return table(["genre", "texts", "held out", "words", "in a v2 build", "sources", "dropped (why)"], rows)
+    return table(["genre", "texts", "held out", "words", "in a v2 build", "share of it", "sources", "dropped (why)"], rows)
 
 
-def card(data_dir: str) -> str:
-    texts = [row["transcript"] for split in ("train", "test") for row in read_rows(os.path.join(data_dir, f"{split}.jsonl")) if row["task"] == "asr"]
-    info_path = os.path.join(data_dir, "build_info.json")
-    info = json.load(open(info_path)) if os.path.exists(info_path) else {}
-    seconds = info.get("seconds", {})
-    return "\n\n".join([
-        "## Texts by genre (the whole corpus)", genre_section(),
-        f"## Speech ({data_dir})", speech_section(data_dir),
-        "## Translations and questions", cache_section(texts),
-        "## Build time", table(["phase", "minutes (wall clock, 2 cores)"], [[k, f"{v / 60:.0f}"] for k, v in seconds.items()]) if seconds else "not recorded",
-    ]) + "\n"
+def card(data_dir: str | None) -> str:
+    """The tables; without a built `data_dir`, those of the texts and caches only (the v2 selection's texts)."""
+    sections = ["## Texts by genre (the whole corpus)", genre_section()]
+    built = data_dir and os.path.exists(os.path.join(data_dir, "train.jsonl"))
+    if built:
+        texts = [row["transcript"] for split in ("train", "test") for row in read_rows(os.path.join(data_dir, f"{split}.jsonl")) if row["task"] == "asr"]
+        sections += [f"## Speech ({data_dir})", speech_section(data_dir)]
+    else:
+        from synthesis.genres import selection
+
+        texts = [row["text"] for row in selection()]
+    sections += ["## Translations and questions", cache_section(texts)]
+    info_path = os.path.join(data_dir, "build_info.json") if built else ""
+    if os.path.exists(info_path):
+        seconds = json.load(open(info_path))["seconds"]
+        sections += ["## Build time", table(["phase", "minutes (wall clock, 2 cores)"], [[k, f"{v / 60:.0f}"] for k, v in seconds.items()])]
+    return "\n\n".join(sections) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--data_dir", help="a v2 build (without one: the texts and caches only)")
     parser.add_argument("--output", help="write the tables here (default: print them)")
     args = parser.parse_args()
     text = card(args.data_dir)
