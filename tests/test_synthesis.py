@@ -182,6 +182,6 @@ def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translatio
     assert f"### train: {len(clips)} clips" in card and f"{len(clips)} augmented" in card
     for family in {row["voice"].split(":")[0] for row in clips}:
         assert f"| {family} | " in card
-    assert f"| generated | 1 |" in card and f"| unanswerable | {len(clips)} |" in card and "| st de | 1 |" in card
+    assert "| generated | 1 |" in card and f"| unanswerable | {len(clips)} |" in card and "| st de | 1 |" in card
     with pytest.raises(ValueError, match="v2 options: add --version v2"):
         build(str(tmp_path / "v1"), path, limit=1, augment_fraction=0.5)
