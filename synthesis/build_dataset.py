@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from synthesis.speak import SAMPLING_RATE, VOICE_SETS, Speaker  # noqa: E402
+from synthesis.speak import FAMILY_SHARES, SAMPLING_RATE, VOICE_SETS, Speaker, pick_voices  # noqa: E402
 from synthesis.write_talks import clean_sentences  # noqa: E402
 
 DEFAULT_TALKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "talks.jsonl")
@@ -145,7 +145,8 @@ def plan(
         group = chunk.get("group", chunk.get("talk"))
         split = "test" if is_held_out(group, held_out_fraction) else "train"
         rng = random.Random(f"{seed}:{chunk['id']}")
-        voices = rng.sample(test_voices, 1) if split == "test" else rng.sample(train_voices, voices_per_chunk)
+        shares = FAMILY_SHARES.get(version)
+        voices = pick_voices(rng, test_voices if split == "test" else train_voices, 1 if split == "test" else voices_per_chunk, shares)
         for number, voice in enumerate(voices):
             clip_id = chunk["id"] if number == 0 else f"{chunk['id']}-v{number}"
             clips.append({**chunk, "id": clip_id, "group": group, "split": split, "voice": voice, "questions": questions_for(chunk, rng)})

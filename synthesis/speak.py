@@ -114,6 +114,22 @@ def split_voices(voices: list[Voice]) -> tuple[list[Voice], list[Voice]]:
 # (training voices, held-out voices) of each version of the data: v1 rebuilds the shipped default's data byte for
 # byte; v2 speaks with the voices that passed the intelligibility check.
 VOICE_SETS = {"v1": lambda: split_voices(all_voices()), "v2": split_shipped_voices}
+# v2's share of the clips each voice family speaks (v1 draws voices uniformly): natural Kokoro speakers most, Piper's
+# one speaker and the robotic espeak-ng voices (21 pass the intelligibility rule) as minor shares.
+FAMILY_SHARES = {"v2": {"kokoro": 0.8, "piper": 0.1, "espeak": 0.1}}
+
+
+def pick_voices(rng, voices: list[Voice], count: int, shares: dict[str, float] | None = None) -> list[Voice]:
+    """`count` distinct voices: uniformly, or (with `shares`) each by first drawing its family by share."""
+    if shares is None:
+        return rng.sample(voices, count)
+    chosen = []
+    while len(chosen) < count:
+        left = [v for v in voices if v not in chosen]
+        families = sorted({v.engine for v in left})
+        family = rng.choices(families, weights=[shares.get(f, 0.0) for f in families])[0]
+        chosen.append(rng.choice([v for v in left if v.engine == family]))
+    return chosen
 
 
 class PiperEngine:

@@ -1,7 +1,9 @@
 """fakACL-style synthesis: segmentation, questions, held-out talks and voices, determinism, resuming."""
 
+import collections
 import hashlib
 import json
+import random
 
 import pytest
 import soundfile
@@ -185,3 +187,17 @@ def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translatio
     assert "| generated | 1 |" in card and f"| unanswerable | {len(clips)} |" in card and "| st de | 1 |" in card
     with pytest.raises(ValueError, match="v2 options: add --version v2"):
         build(str(tmp_path / "v1"), path, limit=1, augment_fraction=0.5)
+
+
+def test_v2_voices_are_drawn_by_family_share():
+    from synthesis.speak import FAMILY_SHARES, VOICE_SETS, pick_voices
+
+    train_voices, _ = VOICE_SETS["v2"]()
+    rng = random.Random(0)
+    drawn = [pick_voices(rng, train_voices, 2, FAMILY_SHARES["v2"]) for _ in range(2000)]
+    assert all(len(set(pair)) == 2 for pair in drawn)
+    first = collections.Counter(pair[0].engine for pair in drawn)
+    for family, share in FAMILY_SHARES["v2"].items():
+        assert abs(first[family] / 2000 - share) < 0.03, (family, first)
+    again = random.Random(0)
+    assert [pick_voices(again, train_voices, 2, FAMILY_SHARES["v2"]) for _ in range(2000)] == drawn
