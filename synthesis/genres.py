@@ -115,9 +115,7 @@ def clean_text(text: str, genre: str) -> tuple[str, str]:
         quoted = [span for span in QUOTED.findall(text) if len(span.split()) >= 4]
         if not quoted:
             return "", "preamble"
-        text = quoted[0].strip()
-    if len(text) >= 2 and text[0] in "\"“" and text[-1] in "\"”":
-        text = text[1:-1].strip()
+        text = quoted[0].strip()  # a quoted span holds no quotes: nothing more to strip
     if text.count('"') % 2:  # an opening quote whose end was cut off, or a closing one without its start
         text = text.strip('"').strip()
     if text.count('"') % 2:

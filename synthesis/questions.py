@@ -74,13 +74,16 @@ def ask(writer, texts: list[str]) -> list[dict]:
     replies = writer.reply([instruction(text) for text in texts], max_new_tokens=120, batch_size=len(texts))
     rows = []
     for text, reply in zip(texts, replies):
-        kept, dropped = [], []
-        for pair in parse(reply):
+        kept, dropped, pairs = [], [], parse(reply)
+        for pair in pairs:
             reason = problem(pair, text)
             if not reason and (len(kept) == PER_TEXT or pair["question"] in {q["question"] for q in kept}):
                 reason = "more than asked"
-            (dropped.append(pair | {"reason": reason}) if reason else kept.append(pair))
-        if not parse(reply):
+            if reason:
+                dropped.append(pair | {"reason": reason})
+            else:
+                kept.append(pair)
+        if not pairs:
             dropped.append({"question": None, "answer": None, "reason": "not in the format", "reply": reply})
         rows.append({"text": text, "questions": kept, "dropped": dropped})
     return rows
