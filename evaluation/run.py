@@ -3,11 +3,16 @@
     python -m evaluation.run --model DIR --data MANIFEST_OR_DATASET --output_dir OUT [--whisper_reference DIR]
 
 ASR rows are scored by WER after Whisper's English normaliser, ST rows by BLEU and chrF (sacrebleu; zh tokeniser for
-Chinese) and COMET when `unbabel-comet` and a local wmt22-comet-da checkpoint ($SPEECHLLM_COMET_MODEL) are there,
-SQA rows by accuracy (exact or contained match). The metrics are local `evaluate` modules (evaluation/metrics).
-`--whisper_reference` transcribes the ASR rows with a Whisper checkpoint's own decoder on the same audio.
-Writes OUT/results.json (metrics, real-time factors, every prediction), OUT/results.md (task × language table)
-and OUT/results.png.
+Chinese), the share of outputs in the requested language (langid, evaluation/language_id.py) and COMET when
+`unbabel-comet` and a local wmt22-comet-da checkpoint ($SPEECHLLM_COMET_MODEL) are there, SQA rows by accuracy (exact
+or contained match) per question type (a manifest's `question_type`: extractive, generated, unanswerable) and pooled.
+The metrics are local `evaluate` modules (evaluation/metrics). Beside our model:
+  --whisper_reference DIR   a Whisper checkpoint's own decoder transcribes the ASR rows on the same audio;
+  --text_ceiling            the same LLM given the TRUE transcript instead of the audio (ST and SQA rows): what the
+                            speech side could at best reach;
+  --rtf_batch_sizes 1 8     real-time factors of transcribing the first --rtf_clips ASR clips at each batch size.
+The LoRA weights are merged first (inference only). Writes OUT/results.json (metrics, real-time factors, every
+prediction), OUT/results.md (task × subset table) and OUT/results.png.
 """
 
 import argparse
@@ -25,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import pipeline_speechllm  # noqa: E402,F401  (registers speech-instruct)
+from evaluation.language_id import adherence  # noqa: E402
 from pipeline_speechllm import task_instruction  # noqa: E402
 from processing_speechllm import load_audio  # noqa: E402
 from training.data import usable_rows_of_tasks  # noqa: E402
@@ -43,8 +49,18 @@ def reference_of(row: dict) -> str:
     return {"asr": row["transcript"], "st": row["translation"], "sqa": row["answer"]}[row["task"]]
 
 
-def group_key(row: dict) -> tuple[str, str]:
-    return row["task"], (row["tgt_lang"] or "en") if row["task"] == "st" else "en"
+def group_keys(row: dict) -> list[tuple[str, str]]:
+    """The (task, subset) groups a row is scored in: ST by target language; SQA by question type and pooled."""
+    if row["task"] == "st":
+        return [("st", row["tgt_lang"] or "en")]
+    if row["task"] == "sqa":
+        kind = row.get("question_type")
+        return [("sqa", kind), ("sqa", "all")] if kind else [("sqa", "all")]
+    return [(row["task"], "en")]
+
+
+def row_instruction(row: dict) -> str:
+    return task_instruction(PIPELINE_TASK[row["task"]], row["tgt_lang"], row["question"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -57,8 +73,7 @@ def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[lis
     predictions = [""] * len(rows)
     groups = {}
     for index, row in enumerate(rows):
-        instruction = task_instruction(PIPELINE_TASK[row["task"]], row["tgt_lang"], row["question"])
-        groups.setdefault(instruction, []).append(index)
+        groups.setdefault(row_instruction(row), []).append(index)
     started = time.perf_counter()
     with tqdm(total=len(rows), desc="speechllm", unit="clip") as progress:
         for instruction, indices in groups.items():
@@ -71,6 +86,34 @@ def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[lis
                     predictions[i] = text
                 progress.update(len(batch))
     return predictions, time.perf_counter() - started
+
+
+def run_text_ceiling(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[list[str], float]:
+    """The same model reading the true transcript in the audio's place (the text-twin prompt stage B trains on)."""
+    template = pipe.processor.text_prompt_template
+    chats = [
+        [{"role": "user", "content": template.format(text=row["transcript"], instruction=row_instruction(row))}]
+        for row in rows
+    ]
+    started = time.perf_counter()
+    predictions = [
+        text for text in tqdm(pipe(chats, batch_size=batch_size, max_new_tokens=max_new_tokens), total=len(chats),
+                              desc="text-only ceiling", unit="text")
+    ]
+    return predictions, time.perf_counter() - started
+
+
+def real_time_factors(pipe, rows, batch_sizes: list[int], max_new_tokens: int) -> dict[str, float]:
+    """Seconds of compute per second of audio, transcribing the same clips at each batch size (after one warm-up)."""
+    clips = [row["audio_source"] for row in rows]
+    seconds_of_audio = sum(row["duration"] for row in rows)
+    pipe(clips[:1], instruction=row_instruction(rows[0]), max_new_tokens=4)
+    factors = {}
+    for size in batch_sizes:
+        started = time.perf_counter()
+        pipe(clips, instruction=row_instruction(rows[0]), batch_size=size, max_new_tokens=max_new_tokens)
+        factors[str(size)] = (time.perf_counter() - started) / seconds_of_audio
+    return factors
 
 
 def run_whisper(whisper_dir: str, rows, batch_size: int) -> tuple[list[str], float]:
@@ -134,6 +177,7 @@ def score_group(task: str, language: str, rows, predictions, comet) -> dict:
     if task == "sqa":
         return load_metric("sqa_accuracy").compute(predictions=predictions, references=references)
     scores = load_metric("bleu_chrf").compute(predictions=predictions, references=references, language=language)
+    scores["target_language"] = adherence(predictions, language)
     if comet is not None:
         scores["comet"] = comet([row["transcript"] or "" for row in rows], predictions, references)
     return scores
@@ -142,9 +186,10 @@ def score_group(task: str, language: str, rows, predictions, comet) -> dict:
 def score_system(rows, predictions, comet) -> dict:
     groups = {}
     for row, prediction in zip(rows, predictions):
-        groups.setdefault(group_key(row), ([], []))
-        groups[group_key(row)][0].append(row)
-        groups[group_key(row)][1].append(prediction)
+        for key in group_keys(row):
+            groups.setdefault(key, ([], []))
+            groups[key][0].append(row)
+            groups[key][1].append(prediction)
     return {f"{task}/{language}": score_group(task, language, r, p, comet) for (task, language), (r, p) in sorted(groups.items())}
 
 
@@ -152,27 +197,34 @@ def score_system(rows, predictions, comet) -> dict:
 # Reports
 # ---------------------------------------------------------------------------------------------------------------
 
-HEADLINE = {"asr": ("wer", "WER ↓", 100), "st": ("bleu", "BLEU ↑", 1), "sqa": ("accuracy", "accuracy ↑", 100)}
+# (score, label, scale) per task, the first one plotted.
+REPORTED = {
+    "asr": [("wer", "WER ↓", 100)],
+    "st": [("bleu", "BLEU ↑", 1), ("chrf", "chrF ↑", 1), ("target_language", "% in target language ↑", 100)],
+    "sqa": [("accuracy", "accuracy % ↑", 100)],
+}
 
 
 def headline(group: str, scores: dict) -> tuple[str, float]:
-    key, label, scale = HEADLINE[group.split("/")[0]]
+    key, label, scale = REPORTED[group.split("/")[0]][0]
     return label, scores[key] * scale
 
 
 def markdown_table(results: dict) -> str:
     systems = list(results["systems"])
     groups = sorted({g for s in systems for g in results["systems"][s]["scores"]})
-    lines = ["| task | language | metric | " + " | ".join(systems) + " |", "| --- | --- | --- |" + " ---: |" * len(systems)]
+    lines = ["| task | subset | metric | " + " | ".join(systems) + " |", "| --- | --- | --- |" + " ---: |" * len(systems)]
     for group in groups:
-        task, language = group.split("/")
-        label = HEADLINE[task][1]
-        cells = []
-        for system in systems:
-            scores = results["systems"][system]["scores"].get(group)
-            cells.append(f"{headline(group, scores)[1]:.1f}" if scores else "—")
-        lines.append(f"| {task.upper()} | {language} | {label} | " + " | ".join(cells) + " |")
+        task, subset = group.split("/")
+        for key, label, scale in REPORTED[task]:
+            cells = []
+            for system in systems:
+                scores = results["systems"][system]["scores"].get(group)
+                cells.append(f"{scores[key] * scale:.1f}" if scores else "—")
+            lines.append(f"| {task.upper()} | {subset} | {label} | " + " | ".join(cells) + " |")
     lines.append("| all | | real-time factor ↓ | " + " | ".join(f"{results['systems'][s]['rtf']:.3f}" for s in systems) + " |")
+    for size, factor in results.get("rtf_by_batch_size", {}).items():
+        lines.append(f"| ASR | batch {size} | real-time factor ↓ | {factor:.3f} |" + " — |" * (len(systems) - 1))
     return "\n".join(lines) + "\n"
 
 
@@ -185,7 +237,7 @@ def plot(results: dict, path: str):
     systems = list(results["systems"])
     groups = sorted({g for s in systems for g in results["systems"][s]["scores"]})
     figure, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.4), squeeze=False)
-    colours = dict(zip(systems, ["tab:blue", "tab:gray", "tab:orange"]))
+    colours = dict(zip(systems, ["tab:blue", "tab:gray", "tab:orange", "tab:green"]))
     for axis, group in zip(axes[0], groups):
         scored = [(s, results["systems"][s]["scores"][group]) for s in systems if group in results["systems"][s]["scores"]]
         label = headline(group, scored[0][1])[0]
@@ -205,7 +257,30 @@ def plot(results: dict, path: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def evaluate_model(model_dir, data, output_dir, whisper_reference=None, batch_size=8, max_new_tokens=100, limit=None):
+def add_system(results: dict, name: str, rows, predictions: list[str], seconds: float, comet):
+    """A system's scores and real-time factor over `rows`, and its prediction beside each row's reference."""
+    results["systems"][name] = {
+        "scores": score_system(rows, predictions, comet),
+        "rtf": seconds / sum(row["duration"] for row in rows),
+    }
+    by_id = dict(zip((row["id"] for row in rows), predictions))
+    for entry in results["predictions"]:
+        if entry["id"] in by_id:
+            entry[name] = by_id[entry["id"]]
+
+
+def evaluate_model(
+    model_dir,
+    data,
+    output_dir,
+    whisper_reference=None,
+    batch_size=8,
+    max_new_tokens=100,
+    limit=None,
+    text_ceiling=False,
+    rtf_batch_sizes=(),
+    rtf_clips=8,
+):
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=model_dir)
@@ -213,29 +288,25 @@ def evaluate_model(model_dir, data, output_dir, whisper_reference=None, batch_si
     rows = usable_rows_of_tasks(data, EVALUATED_TASKS, pipe.processor, "eval", limit)
     if not rows:
         raise ValueError(f"{data} has no usable ASR/ST/SQA rows to evaluate")
-    audio_seconds = sum(row["duration"] for row in rows)
     comet, comet_note = comet_scorer()
-    predictions, seconds = run_speechllm(pipe, rows, batch_size, max_new_tokens)
     results = {
         "model": model_dir,
         "data": data,
         "rows": len(rows),
-        "audio_seconds": audio_seconds,
+        "audio_seconds": sum(row["duration"] for row in rows),
         "comet": comet_note,
-        "systems": {"speechllm": {"scores": score_system(rows, predictions, comet), "rtf": seconds / audio_seconds}},
-        "predictions": [{"id": row["id"], "task": row["task"], "reference": reference_of(row), "speechllm": p} for row, p in zip(rows, predictions)],
+        "systems": {},
+        "predictions": [{"id": row["id"], "task": row["task"], "reference": reference_of(row)} for row in rows],
     }
-    if whisper_reference:
-        asr_rows = [row for row in rows if row["task"] == "asr"]
-        if asr_rows:
-            whisper_predictions, whisper_seconds = run_whisper(whisper_reference, asr_rows, batch_size)
-            whisper_scores = score_system(asr_rows, whisper_predictions, None)
-            whisper_audio = sum(row["duration"] for row in asr_rows)
-            results["systems"]["whisper"] = {"scores": whisper_scores, "rtf": whisper_seconds / whisper_audio}
-            by_id = dict(zip((row["id"] for row in asr_rows), whisper_predictions))
-            for entry in results["predictions"]:
-                if entry["id"] in by_id:
-                    entry["whisper"] = by_id[entry["id"]]
+    add_system(results, "speechllm", rows, *run_speechllm(pipe, rows, batch_size, max_new_tokens), comet)
+    asr_rows = [row for row in rows if row["task"] == "asr"]
+    if rtf_batch_sizes and asr_rows:
+        results["rtf_by_batch_size"] = real_time_factors(pipe, asr_rows[:rtf_clips], list(rtf_batch_sizes), max_new_tokens)
+    read = [row for row in rows if row["task"] in ("st", "sqa") and row["transcript"]]
+    if text_ceiling and read:
+        add_system(results, "text-only", read, *run_text_ceiling(pipe, read, batch_size, max_new_tokens), comet)
+    if whisper_reference and asr_rows:
+        add_system(results, "whisper", asr_rows, *run_whisper(whisper_reference, asr_rows, batch_size), None)
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "results.json"), "w") as handle:
         json.dump(results, handle, indent=2, ensure_ascii=False)
@@ -257,9 +328,15 @@ def main():
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_new_tokens", type=int, default=100)
     parser.add_argument("--limit", type=int, help="evaluate the first N usable rows only")
+    parser.add_argument("--text_ceiling", action="store_true", help="also run the LLM on the true transcripts (ST, SQA)")
+    parser.add_argument("--rtf_batch_sizes", type=int, nargs="*", default=[], help="e.g. 1 8: real-time factor per batch size")
+    parser.add_argument("--rtf_clips", type=int, default=8, help="ASR clips the real-time factors are measured on")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    evaluate_model(args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens, args.limit)
+    evaluate_model(
+        args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens, args.limit,
+        args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips,
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from evaluation.language_id import identify  # noqa: E402
 from synthesis.jsonl import append_rows, read_rows  # noqa: E402
 from synthesis.llm import DEFAULT_WRITER, WRITERS, InstructLLM, load_writer  # noqa: E402
 
@@ -71,14 +72,12 @@ class Translator:
 
 
 def check(sources: list[str], outputs: list[str], back: list[str], target: str) -> list[Check]:
-    import langid
     from sacrebleu.metrics import CHRF
 
     chrf = CHRF()
-    langid.set_languages(["en", "de", "it", "zh", "fr", "es", "nl", "pt", "ja"])
     return [
-        Check(langid.classify(out)[0] if out else "", len(out) / max(1, len(src)), chrf.sentence_score(b, [src]).score)
-        for src, out, b in zip(sources, outputs, back)
+        Check(language, len(out) / max(1, len(src)), chrf.sentence_score(b, [src]).score)
+        for src, out, b, language in zip(sources, outputs, back, identify(outputs))
     ]
 
 

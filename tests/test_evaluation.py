@@ -48,20 +48,42 @@ def test_evaluation_command_writes_json_table_and_plot(tiny_checkpoint, tmp_path
     text = "And you always want to see it in the superlative degree."
     rows = [
         {"id": "a", "audio": arctic, "transcript": text, "task": "asr"},
-        {"id": "q", "audio": arctic, "transcript": text, "task": "sqa", "question": "Which degree?", "answer": "superlative"},
+        {"id": "q", "audio": arctic, "transcript": text, "task": "sqa", "question": "Which degree?", "answer": "superlative",
+         "question_type": "extractive"},
+        {"id": "u", "audio": arctic, "transcript": text, "task": "sqa", "question": "Who won?", "answer": "The speaker does not say.",
+         "question_type": "unanswerable"},
         {"id": "t", "audio": arctic, "transcript": text, "task": "st", "tgt_lang": "zh", "translation": "你总是想看到最高级。"},
         {"id": "bad", "audio": "missing.wav", "transcript": text, "task": "asr"},
     ]
     manifest = tmp_path / "eval.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows))
-    results = evaluate_model(tiny_checkpoint, str(manifest), str(tmp_path / "out"), max_new_tokens=5)
-    assert results["rows"] == 3 and set(results["systems"]["speechllm"]["scores"]) == {"asr/en", "sqa/en", "st/zh"}
+    results = evaluate_model(tiny_checkpoint, str(manifest), str(tmp_path / "out"), max_new_tokens=5, text_ceiling=True,
+                             rtf_batch_sizes=(1, 2))
+    scores = results["systems"]["speechllm"]["scores"]
+    assert results["rows"] == 4
+    assert set(scores) == {"asr/en", "sqa/all", "sqa/extractive", "sqa/unanswerable", "st/zh"}
+    assert scores["sqa/all"]["total"] == 2 and scores["sqa/unanswerable"]["total"] == 1
+    # the text-only ceiling reads the transcripts of the ST and SQA rows, not the ASR one
+    assert set(results["systems"]["text-only"]["scores"]) == {"sqa/all", "sqa/extractive", "sqa/unanswerable", "st/zh"}
+    assert 0.0 <= scores["st/zh"]["target_language"] <= 1.0
+    assert set(results["rtf_by_batch_size"]) == {"1", "2"} and all(f > 0 for f in results["rtf_by_batch_size"].values())
     written = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [p["id"] for p in written["predictions"]] == ["a", "q", "t"]
+    assert [p["id"] for p in written["predictions"]] == ["a", "q", "u", "t"]
+    assert "text-only" in written["predictions"][3] and "text-only" not in written["predictions"][0]
     assert written["systems"]["speechllm"]["rtf"] > 0
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| ASR | en | WER ↓ |" in table and "| ST | zh | BLEU ↑ |" in table and "COMET skipped" in table
+    assert "| ST | zh | % in target language ↑ |" in table and "| ASR | batch 1 | real-time factor ↓ |" in table
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
+
+
+def test_language_adherence_tells_the_three_target_languages_apart():
+    from evaluation.language_id import adherence, identify
+
+    texts = ["Das ist ein kleines Haus am Rande der Stadt.", "Questa è una piccola casa ai margini della città.",
+             "这是城市边缘的一座小房子。", "This is a small house at the edge of town.", ""]
+    assert identify(texts) == ["de", "it", "zh", "en", ""]
+    assert adherence(texts, "de") == pytest.approx(1 / 5)
 
 
 def test_ctc_best_path_merges_repeats_and_drops_blanks_within_each_length():
