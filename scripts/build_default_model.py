@@ -1,8 +1,9 @@
-"""Build the embedded default: real Whisper-tiny.en + SmolLM2-135M-Instruct (converted offline from pip packages)
-with the project's own trained SpeechMapper and LoRA weights (default_model/), as one checkpoint directory.
+"""Build the embedded default: the real parts named in default_model/settings.json (converted offline from pip
+packages) with the project's own trained SpeechMapper and LoRA weights (default_model/), as one checkpoint directory.
 
     python scripts/build_default_model.py OUTDIR            # the trained default
     python scripts/build_default_model.py OUTDIR --base-only  # the untrained composition train.py starts from
+    python scripts/build_default_model.py OUTDIR --base-only --settings configs/next_default.json  # a default in the making
 
 OUTDIR loads with pipeline("speech-instruct", model=OUTDIR, trust_remote_code=True) in a fresh process.
 default_model/RECIPE.md gives the commands that trained the shipped weights.
@@ -27,14 +28,24 @@ from conversion import parts  # noqa: E402
 WEIGHTS_DIR = os.path.join(ROOT, "default_model")
 
 
-def default_settings() -> dict:
-    with open(os.path.join(WEIGHTS_DIR, "settings.json")) as handle:
+DEFAULT_SETTINGS = os.path.join(WEIGHTS_DIR, "settings.json")
+
+
+def default_settings(path: str = DEFAULT_SETTINGS) -> dict:
+    """{"parts": {"encoder", "llm"} (names in conversion.parts.PARTS), "config": model settings, "lora": adapters}."""
+    with open(path) as handle:
         return json.load(handle)
 
 
-def build_default(outdir: str, base_only: bool = False):
-    settings = default_settings()
-    model, processor = build_from_parts(parts.whisper_tiny_en(), parts.smollm2_135m_instruct(), **settings["config"])
+def compose(settings: dict):
+    """(model, processor): the settings' encoder and LLM parts with a freshly initialised SpeechMapper."""
+    encoder, llm = (parts.part(settings["parts"][role]) for role in ("encoder", "llm"))
+    return build_from_parts(encoder, llm, **settings["config"])
+
+
+def build_default(outdir: str, base_only: bool = False, settings_path: str = DEFAULT_SETTINGS):
+    settings = default_settings(settings_path)
+    model, processor = compose(settings)
     if not base_only:
         weights_file = os.path.join(WEIGHTS_DIR, "weights.safetensors")
         if not os.path.exists(weights_file):
@@ -59,19 +70,21 @@ def read_text(path: str) -> str | None:
 
 
 def built_default(outdir: str) -> str:
-    """OUTDIR holding the embedded default, (re)built whenever the shipped weights change (their digest is kept
-    beside it); without shipped weights, the untrained composition (same shapes, same cost)."""
+    """OUTDIR holding the embedded default, (re)built whenever the shipped weights or settings change (their digest
+    is kept beside it); without shipped weights, the untrained composition (same shapes, same cost)."""
     weights = os.path.join(WEIGHTS_DIR, "weights.safetensors")
-    digest = "base-only"
-    if os.path.exists(weights):
-        with open(weights, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
+    digest = hashlib.sha256()
+    for path in (DEFAULT_SETTINGS, weights):
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    shipped = os.path.exists(weights)
     stamp = os.path.join(outdir, "shipped_weights.sha256")
-    if read_text(stamp) != digest:
+    if read_text(stamp) != digest.hexdigest():
         print(f"building the embedded default into {outdir} (once) ...", flush=True)
-        build_default(outdir, base_only=digest == "base-only")
+        build_default(outdir, base_only=not shipped)
         with open(stamp, "w") as handle:
-            handle.write(digest)
+            handle.write(digest.hexdigest())
     return outdir
 
 
@@ -79,9 +92,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir")
     parser.add_argument("--base-only", action="store_true", help="skip the shipped weights (a starting point for training)")
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="parts and model settings (JSON)")
     args = parser.parse_args()
     torch.manual_seed(0)  # the base's mapper initialisation, reproducible
-    build_default(args.outdir, args.base_only)
+    build_default(args.outdir, args.base_only, args.settings)
     print(f"wrote {args.outdir}")
 
 

@@ -5,8 +5,8 @@ several times faster than transformers on CPU). The data builds use it to write 
 
 import os
 
-# The instruct models that load offline: name → the conversion.parts function that builds it.
-WRITERS = {"qwen2.5-coder-0.5b-instruct": "qwen25_coder_05b_instruct", "qwen2.5-coder-1.5b-instruct": "qwen25_coder_15b_instruct"}
+# The instruct models that load offline (names in conversion.parts.PARTS).
+WRITERS = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 DEFAULT_WRITER = "qwen2.5-coder-1.5b-instruct"
 
 
@@ -59,5 +59,5 @@ def convert_to_ctranslate2(model_dir: str, ct2_dir: str):
 def load_writer(name: str = DEFAULT_WRITER) -> InstructLLM:
     from conversion import parts
 
-    model_dir = getattr(parts, WRITERS[name])()
+    model_dir = parts.part(name)
     return InstructLLM(model_dir, model_dir + "-ct2-int8")

@@ -56,3 +56,27 @@ def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_
     local = pipeline("speech-instruct", model=default_dir)
     assert answers["transcription"] == local(ARCTIC.audio, task="transcribe", max_new_tokens=48)
     assert answers["transcription"].strip()
+
+
+def test_the_multilingual_composition_fits_qwen_and_reads_a_real_clip(part_cache):
+    """The next default's parts (configs/multilingual_default.json): the mapper writes Qwen's width, the two reserved
+    tokens get rows of their own, and a real clip fills exactly its placeholders."""
+    from build_default_model import compose, default_settings
+
+    torch.manual_seed(0)
+    model, processor = compose(default_settings(os.path.join(ROOT, "configs", "multilingual_default.json")))
+    llm = model.config.text_config
+    assert (llm.model_type, llm.hidden_size) == ("qwen2", 896)
+    assert model.multi_modal_projector.output_projection.out_features == 896
+    rows = model.get_input_embeddings().num_embeddings
+    ids = {model.config.audio_token_id, model.config.mapper_pad_token_id}
+    assert len(ids) == 2 and max(ids) < rows and all(processor.tokenizer.convert_ids_to_tokens(i) for i in ids)
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": ARCTIC.audio},
+                                                 {"type": "text", "text": "Übersetze das Audio ins Deutsche."}]}]
+    batch = processor.apply_chat_template(conversation)
+    placeholders = int((batch["input_ids"] == model.config.audio_token_id).sum())
+    with torch.no_grad():
+        audio = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+        logits = model(**batch).logits
+    assert placeholders == int(audio.lengths.sum()) > 10
+    assert logits.shape == (1, batch["input_ids"].shape[1], rows)
