@@ -5,6 +5,7 @@
     accelerate launch train.py --stage joint  --model_name_or_path CKPT --mapper_checkpoint out/a \\
         --lora_checkpoint out/b --train_file all.jsonl --output_dir out/c
     python train.py run.yaml          # every argument from one YAML/JSON file
+    python train.py run.yaml --max_steps 40 --output_dir out/try   # ... and flags after it override the file's
     accelerate launch --use_deepspeed --deepspeed_config_file ds_config.json --num_processes 2 train.py ...
 
 Every TrainingArguments flag works (--max_steps, --per_device_train_batch_size, --resume_from_checkpoint, ...);
@@ -90,19 +91,26 @@ class RecipeArguments:
 
 
 def parse_arguments(argv: list[str]) -> tuple[RecipeArguments, TrainingArguments]:
-    """Command-line flags or one YAML/JSON file; the stage's defaults fill every flag not given."""
+    """Command-line flags, or a YAML/JSON file of them followed by flags that override it; the stage's defaults fill
+    every flag not given."""
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        argv = file_as_flags(read_config_file(argv[0])) + argv[1:]
     parser = HfArgumentParser((RecipeArguments, TrainingArguments))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
-        values = read_config_file(argv[0])
-        stage = values.get("stage")
-        check_stage(stage)
-        return parser.parse_dict({**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage], **values})
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--stage")
     stage = probe.parse_known_args(argv)[0].stage
     check_stage(stage)
     parser.set_defaults(**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage])
     return parser.parse_args_into_dataclasses(argv)
+
+
+def file_as_flags(values: dict) -> list[str]:
+    """{"max_steps": 40, "bf16": True} → ["--max_steps", "40", "--bf16", "True"] (flags given after them win)."""
+    flags = []
+    for name, value in values.items():
+        if value is not None:
+            flags += [f"--{name}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+    return flags
 
 
 def read_config_file(path: str) -> dict:

@@ -151,6 +151,20 @@ def test_stage_joint_loss_falls_and_greedy_survives_reload(seamless_checkpoint, 
     assert before.tolist() == after.tolist()
 
 
+def test_stage_joint_under_bf16_autocast_learns_and_saves_fp32_weights(seamless_checkpoint, manifest, tmp_path):
+    """`bf16: true` on a CPU (AMX machines run bf16 matmuls several times faster, bench/llm_step_precision.py):
+    autocast in the steps, the weights themselves stay fp32."""
+    trainer = run_stage(
+        "joint", seamless_checkpoint, manifest, tmp_path / "c", "--mapper_learning_rate", "3e-3",
+        "--lora_learning_rate", "2e-3", "--loss_sigma", "0.5", "--bf16", "true", "--use_cpu", "true", steps=20,
+    )
+    curve = losses(trainer)
+    assert np.mean(curve[-3:]) < 0.7 * curve[0], curve
+    assert trainer.accelerator.mixed_precision == "bf16"
+    saved = SpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "c")
+    assert {p.dtype for p in saved.multi_modal_projector.parameters()} == {torch.float32}
+
+
 def test_task_sampler_pairs_each_st_batch_with_its_mt_twin_on_the_same_process(seamless_checkpoint, manifest):
     rows = read_rows(manifest).filter(lambda row: row["id"].startswith("good"))
     examples = build_examples(rows, "joint", add_asr=True, pair_text_twins=True)
@@ -246,5 +260,7 @@ def test_stage_defaults_fill_only_the_flags_not_given(tmp_path):
     config.write_text(f"stage: joint\nmodel_name_or_path: m\ntrain_file: t.jsonl\noutput_dir: {tmp_path}\nlora_learning_rate: 0.0003\n")
     recipe, args = train.parse_arguments([str(config)])
     assert recipe.stage == "joint" and recipe.lora_learning_rate == 0.0003 and args.max_steps == 1000
+    recipe, args = train.parse_arguments([str(config), "--max_steps", "40", "--lora_learning_rate", "0.001", "--bf16", "true", "--use_cpu", "true"])
+    assert (args.max_steps, recipe.lora_learning_rate, args.bf16, recipe.train_file) == (40, 0.001, True, "t.jsonl")
     with pytest.raises(SystemExit, match="--stage must be one of mapper, text, joint"):
         train.parse_arguments(["--stage", "pretrain", *base])
