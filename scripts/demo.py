@@ -4,7 +4,8 @@
 
 By default it builds the embedded default into outputs/default (Whisper tiny.en and SmolLM2-135M-Instruct converted
 from their pip packages, plus the project's trained SpeechMapper and LoRA in default_model/) and runs it on the CMU
-ARCTIC recording in assets/: a transcription, an answer to a spoken-content question and a translation attempt.
+ARCTIC recording in assets/: a transcription, an answer to a spoken-content question and translations into German,
+Italian and Chinese, each with the language an offline identifier (langid) hears in it.
 --checkpoint runs any speechllm checkpoint; --tiny the tiny RANDOM test checkpoint (its answers are noise).
 """
 
@@ -19,6 +20,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 from evaluation.arctic import ARCTIC  # noqa: E402
+from evaluation.language_id import identify  # noqa: E402
+
+LANGUAGE_NAMES = {"de": "German", "it": "Italian", "zh": "Chinese", "en": "English"}
 
 
 def tiny_checkpoint(path: str) -> str:
@@ -62,10 +66,20 @@ def main():
     requests = {
         "transcription": dict(task="transcribe"),
         f"answer to {question!r}": dict(task="answer", question=question),
-        "translation (de)": dict(task="translate", target_language="de"),
     }
     for label, request in requests.items():
         print(f"{label}: {pipe(args.audio, max_new_tokens=args.max_new_tokens, **request)!r}")
+    for language in ("de", "it", "zh"):
+        text = pipe(args.audio, task="translate", target_language=language, max_new_tokens=args.max_new_tokens)
+        print(f"translation ({language}): {text!r}  [{heard_language(text, language)}]")
+
+
+def heard_language(text: str, wanted: str) -> str:
+    """Whether the output is in the requested language, by langid: the check evaluation.run makes for ST."""
+    found = identify([text])[0]
+    if found == wanted:
+        return f"in {LANGUAGE_NAMES[wanted]}"
+    return f"NOT in {LANGUAGE_NAMES[wanted]}: langid hears {LANGUAGE_NAMES.get(found, found or 'nothing')}"
 
 
 if __name__ == "__main__":
