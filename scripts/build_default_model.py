@@ -3,7 +3,9 @@ packages) with the project's own trained SpeechMapper and LoRA weights (default_
 
     python scripts/build_default_model.py OUTDIR            # the trained default
     python scripts/build_default_model.py OUTDIR --base-only  # the untrained composition train.py starts from
-    python scripts/build_default_model.py OUTDIR --base-only --settings configs/next_default.json  # a default in the making
+    python scripts/build_default_model.py OUTDIR --base-only --settings configs/multilingual_default.json  # the next default's start
+    python scripts/build_default_model.py OUTDIR --settings configs/multilingual_default.json --weights progress/X.safetensors
+                                                            # a run in progress, from its committed snapshot
 
 OUTDIR loads with pipeline("speech-instruct", model=OUTDIR, trust_remote_code=True) in a fresh process.
 default_model/RECIPE.md gives the commands that trained the shipped weights.
@@ -29,6 +31,7 @@ WEIGHTS_DIR = os.path.join(ROOT, "default_model")
 
 
 DEFAULT_SETTINGS = os.path.join(WEIGHTS_DIR, "settings.json")
+DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "weights.safetensors")
 
 
 def default_settings(path: str = DEFAULT_SETTINGS) -> dict:
@@ -43,15 +46,26 @@ def compose(settings: dict):
     return build_from_parts(encoder, llm, **settings["config"])
 
 
-def build_default(outdir: str, base_only: bool = False, settings_path: str = DEFAULT_SETTINGS):
+def trained_lora_settings(weights_file: str, settings: dict) -> dict | None:
+    """The LoRA settings the weights were trained with: in the file's metadata (newer exports), else the settings'."""
+    from safetensors import safe_open
+
+    with safe_open(weights_file, framework="pt") as handle:
+        stored = (handle.metadata() or {}).get("lora")
+    return json.loads(stored) if stored is not None else settings.get("lora")
+
+
+def build_default(outdir: str, base_only: bool = False, settings_path: str = DEFAULT_SETTINGS, weights_file: str = DEFAULT_WEIGHTS):
+    """The parts of `settings_path` + the trained mapper and LoRA of `weights_file` (scripts/export_default_weights.py
+    writes it: the shipped default's, or a snapshot of a run in progress) as one checkpoint directory."""
     settings = default_settings(settings_path)
     model, processor = compose(settings)
     if not base_only:
-        weights_file = os.path.join(WEIGHTS_DIR, "weights.safetensors")
         if not os.path.exists(weights_file):
             raise FileNotFoundError(f"{weights_file} is missing: train it (default_model/RECIPE.md) or pass --base-only")
-        if settings.get("lora"):
-            model.enable_lora(**settings["lora"])
+        lora = trained_lora_settings(weights_file, settings)
+        if lora:
+            model.enable_lora(**lora)
         trained = {key: value.float() for key, value in load_file(weights_file).items()}
         missing = set(trained) - set(model.state_dict())
         if missing:
@@ -72,7 +86,7 @@ def read_text(path: str) -> str | None:
 def built_default(outdir: str) -> str:
     """OUTDIR holding the embedded default, (re)built whenever the shipped weights or settings change (their digest
     is kept beside it); without shipped weights, the untrained composition (same shapes, same cost)."""
-    weights = os.path.join(WEIGHTS_DIR, "weights.safetensors")
+    weights = DEFAULT_WEIGHTS
     digest = hashlib.sha256()
     for path in (DEFAULT_SETTINGS, weights):
         if os.path.exists(path):
@@ -93,9 +107,10 @@ def main():
     parser.add_argument("outdir")
     parser.add_argument("--base-only", action="store_true", help="skip the shipped weights (a starting point for training)")
     parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="parts and model settings (JSON)")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="trained mapper + LoRA (scripts/export_default_weights.py)")
     args = parser.parse_args()
     torch.manual_seed(0)  # the base's mapper initialisation, reproducible
-    build_default(args.outdir, args.base_only, args.settings)
+    build_default(args.outdir, args.base_only, args.settings, args.weights)
     print(f"wrote {args.outdir}")
 
 

@@ -86,3 +86,24 @@ def test_the_multilingual_composition_fits_qwen_and_reads_a_real_clip(part_cache
         logits = model(**batch).logits
     assert placeholders == int(audio.lengths.sum()) > 10
     assert logits.shape == (1, batch["input_ids"].shape[1], rows)
+
+
+def test_a_snapshot_of_trained_weights_rebuilds_the_same_checkpoint(default_dir, tmp_path):
+    """export_default_weights --output (a run in progress, committed) → build_default --weights: the same tensors,
+    and the LoRA settings travel in the file's metadata."""
+    snapshot = tmp_path / "progress" / "snapshot.safetensors"
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_default_weights.py"), default_dir,
+                    "--output", str(snapshot)], check=True, capture_output=True, timeout=600)
+    shipped = load_file(os.path.join(WEIGHTS_DIR, "weights.safetensors"))
+    exported = load_file(str(snapshot))
+    assert exported.keys() == shipped.keys() and all(torch.equal(exported[k], shipped[k]) for k in shipped)
+    with safe_open(str(snapshot), framework="pt") as handle:
+        lora = json.loads(handle.metadata()["lora"])
+    with open(os.path.join(WEIGHTS_DIR, "settings.json")) as handle:
+        assert lora == json.load(handle)["lora"]
+    rebuilt = str(tmp_path / "rebuilt")
+    torch.manual_seed(1)  # a different fresh mapper: every trained tensor must come from the snapshot
+    build_default(rebuilt, weights_file=str(snapshot))
+    with safe_open(os.path.join(rebuilt, "model.safetensors"), framework="pt") as built:
+        for name, value in shipped.items():
+            assert torch.equal(built.get_tensor(name), value.float()), name
