@@ -126,14 +126,15 @@ def test_annotation_fills_both_caches_block_by_block_and_resumes(tmp_path, part_
     from synthesis.questions import read_questions
     from synthesis.translation import LANGUAGES, read_translations
 
-    texts = ["My sister moved to Chicago last year, and she loves her new job at the hospital.", "Turn off the lights in the kitchen."]
+    texts = ["My sister moved to Chicago last year, and she loves her new job at the hospital.", "Turn off the lights in the kitchen.",
+             "The train to Boston leaves at seven."]
     asked, translated = str(tmp_path / "questions.jsonl"), str(tmp_path / "translations.jsonl")
     writer = load_writer("qwen2.5-coder-0.5b-instruct")
     annotate(writer, texts[:1], 1, asked, translated)
-    annotate(writer, texts, 1, asked, translated)
-    assert "1 of 2 texts have questions and translations, 1 to do" in capsys.readouterr().out
+    annotate(writer, texts, 1, asked, translated, translate=2)  # questions for all three, translations for two
+    assert "1 of 3 texts annotated (2 to be translated), 2 to do" in capsys.readouterr().out
     questions = read_questions(asked)
-    assert list(questions) == texts and list(read_translations(translated)) == texts
+    assert list(questions) == texts and list(read_translations(translated)) == texts[:2]
     for text, pairs in questions.items():  # whatever the LLM asked, only answers said in the text were kept
         assert all(not problem(pair, text) for pair in pairs)
     assert any(language in row for row in read_translations(translated).values() for language in LANGUAGES)
