@@ -80,6 +80,11 @@ class RecipeArguments:
     st_language_probabilities: str = field(default="de=0.4,it=0.4,zh=0.2")
     pair_st_with_mt: bool = field(default=True, metadata={"help": "joint: follow each ST batch by the MT batch of its rows"})
     task_agnostic: bool = field(default=False, metadata={"help": "joint: ASR data only, CE + σ·MSE with σ=0.9, no LoRA"})
+    text_in_speech_slot: bool = field(
+        default=False,
+        metadata={"help": "text: the transcript goes in the speech slot (its tokens + mapper pads, as a perfect stage-A "
+                          "mapper writes it) instead of the text prompt, and ASR rows train `read` (transcribe it)"},
+    )
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -180,12 +185,14 @@ def first_of_each_clip(rows):
 def instruction_stage(recipe, args, processor) -> dict:
     """Stage B (text-only LoRA) or C (joint instruction tuning) on the full model."""
     joint = recipe.stage == "joint"
+    if recipe.text_in_speech_slot and recipe.stage != "text":
+        raise SystemExit("train.py: --text_in_speech_slot is a stage-B (--stage text) option")
     sigma = 0.9 if recipe.task_agnostic and recipe.loss_sigma is None else recipe.loss_sigma
     probabilities = {"asr": 1.0} if recipe.task_agnostic else parse_probabilities(recipe.task_probabilities)
     add_asr = joint and probabilities.get("asr", 0) > 0
 
     def tasks_for_row(row):
-        tasks = example_tasks(row, recipe.stage)
+        tasks = example_tasks(row, recipe.stage, read=recipe.text_in_speech_slot)
         if recipe.task_agnostic:
             return ("asr",)
         return tasks + ("asr",) if add_asr and row["task"] in SPEECH_TASKS and row["transcript"] else tasks
@@ -195,7 +202,8 @@ def instruction_stage(recipe, args, processor) -> dict:
             rows = keep_usable_rows(read_rows(path), tasks_for_row, processor, joint and bool(sigma), name)
         if recipe.task_agnostic:
             rows = rows.map(lambda row: {"task": "asr"})
-        return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt)
+        return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt,
+                              read=recipe.text_in_speech_slot)
 
     # The data first: unusable data stops the run before the model is loaded.
     train_examples = prepare(recipe.train_file, "train")
@@ -227,10 +235,16 @@ def instruction_stage(recipe, args, processor) -> dict:
         "model": model,
         "train_dataset": train_examples,
         "eval_dataset": eval_examples,
-        "data_collator": InstructionCollator(processor),
+        "data_collator": InstructionCollator(processor, slot_pad_token(recipe, model, processor)),
         "batch_sampler": sampler,
         "group_learning_rates": groups,
     }
+
+
+def slot_pad_token(recipe, model, processor) -> str | None:
+    if not recipe.text_in_speech_slot:
+        return None
+    return processor.tokenizer.convert_ids_to_tokens(model.config.mapper_pad_token_id)
 
 
 def load_tensors(model, checkpoint: str, wanted, what: str):

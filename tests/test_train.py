@@ -264,3 +264,35 @@ def test_stage_defaults_fill_only_the_flags_not_given(tmp_path):
     assert (args.max_steps, recipe.lora_learning_rate, args.bf16, recipe.train_file) == (40, 0.001, True, "t.jsonl")
     with pytest.raises(SystemExit, match="--stage must be one of mapper, text, joint"):
         train.parse_arguments(["--stage", "pretrain", *base])
+
+
+def test_stage_text_in_the_speech_slot_reads_transcripts_like_a_perfect_mapper(seamless_checkpoint, manifest, tmp_path):
+    """--text_in_speech_slot: every text task puts its transcript in the speech slot (its tokens, then mapper pads);
+    ASR rows become `read` examples (transcribe the slot); the loss falls; only LoRA trains."""
+    from processing_speechllm import SpeechLLMProcessor
+    from training.data import InstructionCollator
+
+    trainer = run_stage("text", seamless_checkpoint, manifest, tmp_path / "b", "--learning_rate", "3e-2",
+                        "--text_in_speech_slot", "true", steps=30)
+    curve = losses(trainer)
+    assert np.mean(curve[-3:]) < 0.7 * curve[0], curve
+    assert all("lora_" in n for n, p in trainer.model.named_parameters() if p.requires_grad)
+    examples = trainer.train_dataset
+    assert set(examples["as_task"]) == {"read", "mt", "qa"}
+    processor = SpeechLLMProcessor.from_pretrained(seamless_checkpoint)
+    pad_id = trainer.model.config.mapper_pad_token_id
+    collator = trainer.data_collator
+    assert isinstance(collator, InstructionCollator)
+    read = [e for e in examples if e["as_task"] == "read"][0]
+    batch = collator([read])
+    ids = batch["input_ids"][0].tolist()
+    transcript = processor.tokenizer(read["transcript"], add_special_tokens=False)["input_ids"]
+    pads = [i for i, token in enumerate(ids) if token == pad_id]
+    assert pads and pads == list(range(pads[0], pads[-1] + 1))  # one run of pads ...
+    assert ids[pads[0] - len(transcript) : pads[0]] == transcript  # ... right after the transcript's tokens
+    assert 0.5 * len(transcript) - 1 <= len(pads) <= 1.5 * len(transcript) + 1
+    answer = [token for token, label in zip(ids, batch["labels"][0].tolist()) if label != -100]
+    assert answer[: len(transcript)] == transcript  # the target is the transcript itself
+    assert batch["input_ids"].shape == collator([read])["input_ids"].shape  # the pad count is fixed per example
+    with pytest.raises(SystemExit, match="stage-B"):
+        run_stage("joint", seamless_checkpoint, manifest, tmp_path / "c", "--text_in_speech_slot", "true", steps=1)

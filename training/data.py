@@ -9,6 +9,7 @@ ids and skipped, and counted at the end: a run never dies halfway on one bad fil
 import collections
 import logging
 import os
+import zlib
 
 import datasets
 import numpy as np
@@ -20,7 +21,7 @@ logger = logging.getLogger("speechllm.data")
 
 MANIFEST_COLUMNS = ("audio", "transcript", "task", "src_lang", "tgt_lang", "translation", "question", "answer")
 SPEECH_TASKS = ("asr", "st", "sqa")
-TEXT_TASKS = ("mt", "qa")
+TEXT_TASKS = ("mt", "qa", "read")
 # Columns each task needs (besides the task itself).
 TASK_COLUMNS = {
     "asr": ("audio", "transcript"),
@@ -28,6 +29,7 @@ TASK_COLUMNS = {
     "sqa": ("audio", "question", "answer"),
     "mt": ("transcript", "tgt_lang", "translation"),
     "qa": ("transcript", "question", "answer"),
+    "read": ("transcript",),  # ASR's text twin: the transcript in the speech slot, transcribed (stage B)
 }
 UNUSED = "no task for this stage"
 # The text twin of a speech task: the same row with its transcript in place of the audio.
@@ -201,22 +203,25 @@ def mapper_frames_per_second(processor) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def example_tasks(row: dict, stage: str) -> tuple[str, ...]:
+def example_tasks(row: dict, stage: str, read: bool = False) -> tuple[str, ...]:
     """What a row is trained as in a stage: the mapper learns ASR from every transcribed clip; the text stage
-    uses MT/QA rows and the text twins of ST/SQA rows; the joint stage the speech tasks (+ MT/QA rows)."""
+    uses MT/QA rows and the text twins of ST/SQA rows (and, with `read`, ASR rows as `read`: transcribing the
+    transcript from the speech slot); the joint stage the speech tasks (+ MT/QA rows)."""
     task = row["task"]
     if stage == "mapper":
         return ("asr",)
     if stage == "text":
+        if read and task == "asr":
+            return ("read",)
         return (task,) if task in TEXT_TASKS else ((TEXT_TWIN[task],) if task in TEXT_TWIN else ())
     return (task,)
 
 
-def build_examples(rows: datasets.Dataset, stage: str, add_asr: bool = False, pair_text_twins: bool = False):
+def build_examples(rows: datasets.Dataset, stage: str, add_asr: bool = False, pair_text_twins: bool = False, read: bool = False):
     """One example per (row, task): column `as_task`; `twin_of` links an MT twin to its ST example."""
     records = []
     for index, row in enumerate(rows):
-        tasks = list(example_tasks(row, stage))
+        tasks = list(example_tasks(row, stage, read))
         if stage == "joint" and add_asr and row["task"] != "asr" and row["audio_source"] and row["transcript"]:
             tasks.append("asr")
         for task in tasks:
@@ -257,7 +262,7 @@ def require_sampled_tasks(examples: datasets.Dataset, probabilities: dict[str, f
 
 def instruction_for(example: dict) -> str:
     task = example["as_task"]
-    if task == "asr":
+    if task in ("asr", "read"):
         return TRANSCRIBE_INSTRUCTION
     if task in ("st", "mt"):
         return translation_instruction(example["tgt_lang"])
@@ -265,15 +270,30 @@ def instruction_for(example: dict) -> str:
 
 
 def target_for(example: dict) -> str:
-    return {"asr": example["transcript"], "st": example["translation"], "mt": example["translation"]}.get(
-        example["as_task"], example["answer"]
-    )
+    return {"asr": example["transcript"], "read": example["transcript"], "st": example["translation"],
+            "mt": example["translation"]}.get(example["as_task"], example["answer"])
 
 
-def conversation_for(example: dict, processor) -> list[dict]:
+def speech_slot_text(example: dict, processor, pad_token: str) -> str:
+    """The transcript as a perfect stage-A mapper would write it into the speech slot: its tokens, then the mapper's
+    pad token for the remaining frames (0.5-1.5x as many as tokens, fixed per example: real clips vary so)."""
+    num_tokens = len(processor.tokenizer(example["transcript"], add_special_tokens=False)["input_ids"])
+    ratio = 0.5 + (zlib.crc32(f"{example['id']}:{example['as_task']}".encode()) % 1001) / 1000
+    return example["transcript"] + pad_token * round(num_tokens * ratio)
+
+
+def conversation_for(example: dict, processor, slot_pad_token: str | None = None) -> list[dict]:
+    """The example's chat. Text tasks read the transcript from the text prompt, or, given the mapper's pad token,
+    from the speech slot (as stage C's audio will fill it: the adapters learn to read that slot before audio arrives)."""
     instruction = instruction_for(example)
     if example["as_task"] in TEXT_TASKS:
-        text = processor.text_prompt_template.format(text=example["transcript"], instruction=instruction)
+        if slot_pad_token is not None:
+            slot = speech_slot_text(example, processor, slot_pad_token)
+            text = processor.prompt_template.format(audio=slot, instruction=instruction)
+        elif example["as_task"] == "read":
+            raise ValueError("the read task needs the speech slot: give InstructionCollator the mapper's pad token")
+        else:
+            text = processor.text_prompt_template.format(text=example["transcript"], instruction=instruction)
         return [{"role": "user", "content": text}]
     audio = {"type": "audio", "audio": example["audio_source"]}
     return [{"role": "user", "content": [audio, {"type": "text", "text": instruction}]}]
@@ -282,11 +302,12 @@ def conversation_for(example: dict, processor) -> list[dict]:
 class InstructionCollator:
     """Examples → prompt + answer ids, labels only on the answer, audio features, and transcript ids (for σ·MSE)."""
 
-    def __init__(self, processor):
+    def __init__(self, processor, slot_pad_token: str | None = None):
         self.processor = processor
+        self.slot_pad_token = slot_pad_token  # text tasks in the speech slot (stage B with --text_in_speech_slot)
 
     def __call__(self, examples: list[dict]) -> dict:
-        conversations = [conversation_for(e, self.processor) for e in examples]
+        conversations = [conversation_for(e, self.processor, self.slot_pad_token) for e in examples]
         targets = [target_for(e) for e in examples]
         batch = dict(self.processor.apply_chat_template(conversations, targets=targets))
         spoken = [e for e in examples if e["as_task"] in SPEECH_TASKS]
