@@ -495,16 +495,19 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         elif self.training and self.speech_modules_must_run():
             # At the same point as real audio, so every process runs (and gathers) the modules in the same order.
             inputs_embeds = inputs_embeds + self.zero_weighted_speech_pass().to(inputs_embeds.dtype)
-        outputs = self.language_model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
-            labels=labels,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-            **kwargs,
-        )
+        if self.training and labels is not None and self.answer_logits_suffice():
+            outputs = self.answer_only_lm_forward(inputs_embeds, attention_mask, position_ids, labels, **kwargs)
+        else:
+            outputs = self.language_model(
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                labels=labels,
+                use_cache=use_cache,
+                logits_to_keep=logits_to_keep,
+                **kwargs,
+            )
         loss, mse = outputs.loss, None
         sigma = self.config.loss_sigma
         if sigma > 0 and audio is not None and transcript_ids is not None and loss is not None:
@@ -520,6 +523,27 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
             mse_loss=mse,
             audio_embeddings=None if audio is None else audio.embeddings,
         )
+
+    def answer_logits_suffice(self) -> bool:
+        """Whether the CE can be computed from the answer positions' logits alone: not for LMs that rescale or cap
+        their logits (Gemma's softcapping, Cohere's logit scale), whose own forward must run."""
+        text = self.config.text_config
+        return not getattr(text, "final_logit_softcapping", None) and getattr(text, "logit_scale", None) in (None, 1.0)
+
+    def answer_only_lm_forward(self, inputs_embeds, attention_mask, position_ids, labels, **kwargs) -> CausalLMOutputWithPast:
+        """Training CE with the output layer run only where a label is (the answer tokens, a fraction of a prompt
+        with audio): the same loss as the LM's own forward (sum over tokens / `num_items_in_batch`, else their mean),
+        without the logits of every prompt position over the whole vocabulary. `logits` holds the answer rows only."""
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        hidden = self.language_model.get_decoder()(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, **kwargs
+        ).last_hidden_state
+        targets = labels[:, 1:]
+        answer = targets != -100
+        logits = self.language_model.get_output_embeddings()(hidden[:, :-1][answer]).float()
+        loss = F.cross_entropy(logits, targets[answer], reduction="sum")
+        loss = loss / (num_items_in_batch if num_items_in_batch is not None else answer.sum().clamp(min=1))
+        return CausalLMOutputWithPast(loss=loss, logits=logits)
 
     @staticmethod
     def mse_share(labels: torch.Tensor, num_items_in_batch) -> float | torch.Tensor:

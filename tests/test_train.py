@@ -152,7 +152,7 @@ def test_stage_joint_loss_falls_and_greedy_survives_reload(seamless_checkpoint, 
 
 
 def test_stage_joint_under_bf16_autocast_learns_and_saves_fp32_weights(seamless_checkpoint, manifest, tmp_path):
-    """`bf16: true` on a CPU (AMX machines run bf16 matmuls several times faster, bench/llm_step_precision.py):
+    """`bf16: true` on a CPU (AMX machines run bf16 matmuls several times faster, bench/llm_training_step.py):
     autocast in the steps, the weights themselves stay fp32."""
     trainer = run_stage(
         "joint", seamless_checkpoint, manifest, tmp_path / "c", "--mapper_learning_rate", "3e-3",
