@@ -1,6 +1,6 @@
 """Evaluate a speechllm checkpoint on any dataset the project reads, the IWSLT way, with a reference system beside it.
 
-    python -m evaluation.run --model DIR --data MANIFEST_OR_DATASET --output_dir OUT [--whisper_reference DIR]
+    python -m evaluation.run --model DIR --data MANIFEST_OR_DATASET [MORE ...] --output_dir OUT [--whisper_reference DIR]
 
 ASR rows are scored by WER after Whisper's English normaliser, ST rows by BLEU and chrF (sacrebleu; zh tokeniser for
 Chinese), the share of outputs in the requested language (langid, evaluation/language_id.py) and COMET when
@@ -10,7 +10,10 @@ The metrics are local `evaluate` modules (evaluation/metrics). Beside our model:
   --whisper_reference DIR   a Whisper checkpoint's own decoder transcribes the ASR rows on the same audio;
   --text_ceiling            the same LLM given the TRUE transcript instead of the audio (ST and SQA rows): what the
                             speech side could at best reach;
-  --rtf_batch_sizes 1 8     real-time factors of transcribing the first --rtf_clips ASR clips at each batch size.
+  --rtf_batch_sizes 1 8     real-time factors of transcribing the first --rtf_clips ASR clips at each batch size;
+  --translate_to de it zh   also translate every ASR clip into these languages and report the share of outputs in
+                            each (no reference needed: real recordings have none).
+Several manifests are scored pooled (row ids prefixed by each file's name).
 The LoRA weights are merged first (inference only). Writes OUT/results.json (metrics, real-time factors, every
 prediction), OUT/results.md (task × subset table) and OUT/results.png.
 """
@@ -114,6 +117,16 @@ def real_time_factors(pipe, rows, batch_sizes: list[int], max_new_tokens: int) -
         pipe(clips, instruction=row_instruction(rows[0]), batch_size=size, max_new_tokens=max_new_tokens)
         factors[str(size)] = (time.perf_counter() - started) / seconds_of_audio
     return factors
+
+
+def unreferenced_adherence(pipe, rows, languages, batch_size: int, max_new_tokens: int) -> tuple[dict, dict]:
+    """Translations of the ASR clips into each language, and the share of them langid finds in that language."""
+    shares, outputs = {}, {}
+    for language in languages:
+        requests = [{**row, "task": "st", "tgt_lang": language} for row in rows]
+        outputs[language], _ = run_speechllm(pipe, requests, batch_size, max_new_tokens)
+        shares[language] = adherence(outputs[language], language)
+    return shares, outputs
 
 
 def run_whisper(whisper_dir: str, rows, batch_size: int) -> tuple[list[str], float]:
@@ -223,6 +236,8 @@ def markdown_table(results: dict) -> str:
                 cells.append(f"{scores[key] * scale:.1f}" if scores else "—")
             lines.append(f"| {task.upper()} | {subset} | {label} | " + " | ".join(cells) + " |")
     lines.append("| all | | real-time factor ↓ | " + " | ".join(f"{results['systems'][s]['rtf']:.3f}" for s in systems) + " |")
+    for language, share in results.get("adherence_without_reference", {}).items():
+        lines.append(f"| ST | {language} (ASR clips, no reference) | % in target language ↑ | {100 * share:.1f} |" + " — |" * (len(systems) - 1))
     for size, factor in results.get("rtf_by_batch_size", {}).items():
         lines.append(f"| ASR | batch {size} | real-time factor ↓ | {factor:.3f} |" + " — |" * (len(systems) - 1))
     return "\n".join(lines) + "\n"
@@ -257,12 +272,28 @@ def plot(results: dict, path: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def evaluation_rows(data: str | list[str], processor, limit: int | None) -> list[dict]:
+    """The usable ASR/ST/SQA rows of one manifest, or of several pooled (ids prefixed by each file's name)."""
+    paths = [data] if isinstance(data, str) else list(data)
+    rows = []
+    for path in paths:
+        name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+        part = usable_rows_of_tasks(path, EVALUATED_TASKS, processor, f"eval {name}")
+        rows += [{**row, "id": f"{name}/{row['id']}"} for row in part] if len(paths) > 1 else part
+    return rows[:limit]
+
+
 def add_system(results: dict, name: str, rows, predictions: list[str], seconds: float, comet):
     """A system's scores and real-time factor over `rows`, and its prediction beside each row's reference."""
     results["systems"][name] = {
         "scores": score_system(rows, predictions, comet),
         "rtf": seconds / sum(row["duration"] for row in rows),
     }
+    attach_predictions(results, name, rows, predictions)
+
+
+def attach_predictions(results: dict, name: str, rows, predictions: list[str]):
+    """Each prediction beside its row's reference in results["predictions"], under `name`."""
     by_id = dict(zip((row["id"] for row in rows), predictions))
     for entry in results["predictions"]:
         if entry["id"] in by_id:
@@ -280,12 +311,13 @@ def evaluate_model(
     text_ceiling=False,
     rtf_batch_sizes=(),
     rtf_clips=8,
+    translate_to=(),
 ):
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=model_dir)
     pipe.model.merge_lora()  # inference only: folded adapters decode ~1.25× faster, same tokens (bench/RESULTS.md)
-    rows = usable_rows_of_tasks(data, EVALUATED_TASKS, pipe.processor, "eval", limit)
+    rows = evaluation_rows(data, pipe.processor, limit)
     if not rows:
         raise ValueError(f"{data} has no usable ASR/ST/SQA rows to evaluate")
     comet, comet_note = comet_scorer()
@@ -305,6 +337,12 @@ def evaluate_model(
     read = [row for row in rows if row["task"] in ("st", "sqa") and row["transcript"]]
     if text_ceiling and read:
         add_system(results, "text-only", read, *run_text_ceiling(pipe, read, batch_size, max_new_tokens), comet)
+    if translate_to and asr_rows:
+        results["adherence_without_reference"], translations = unreferenced_adherence(
+            pipe, asr_rows, translate_to, batch_size, max_new_tokens
+        )
+        for language, outputs in translations.items():
+            attach_predictions(results, f"speechllm→{language}", asr_rows, outputs)
     if whisper_reference and asr_rows:
         add_system(results, "whisper", asr_rows, *run_whisper(whisper_reference, asr_rows, batch_size), None)
     os.makedirs(output_dir, exist_ok=True)
@@ -322,7 +360,7 @@ def evaluate_model(
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, help="manifest (.jsonl/.csv/.tsv) or a datasets directory")
+    parser.add_argument("--data", required=True, nargs="+", help="manifests (.jsonl/.csv/.tsv) or datasets directories, pooled")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--whisper_reference", help="a Whisper checkpoint to transcribe the ASR rows beside ours")
     parser.add_argument("--batch_size", type=int, default=8)
@@ -331,11 +369,12 @@ def main():
     parser.add_argument("--text_ceiling", action="store_true", help="also run the LLM on the true transcripts (ST, SQA)")
     parser.add_argument("--rtf_batch_sizes", type=int, nargs="*", default=[], help="e.g. 1 8: real-time factor per batch size")
     parser.add_argument("--rtf_clips", type=int, default=8, help="ASR clips the real-time factors are measured on")
+    parser.add_argument("--translate_to", nargs="*", default=[], help="e.g. de it zh: translate the ASR clips, report the language share")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     evaluate_model(
         args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens, args.limit,
-        args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips,
+        args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips, args.translate_to,
     )
 
 

@@ -58,7 +58,7 @@ def test_evaluation_command_writes_json_table_and_plot(tiny_checkpoint, tmp_path
     manifest = tmp_path / "eval.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows))
     results = evaluate_model(tiny_checkpoint, str(manifest), str(tmp_path / "out"), max_new_tokens=5, text_ceiling=True,
-                             rtf_batch_sizes=(1, 2))
+                             rtf_batch_sizes=(1, 2), translate_to=("de", "zh"))
     scores = results["systems"]["speechllm"]["scores"]
     assert results["rows"] == 4
     assert set(scores) == {"asr/en", "sqa/all", "sqa/extractive", "sqa/unanswerable", "st/zh"}
@@ -67,6 +67,9 @@ def test_evaluation_command_writes_json_table_and_plot(tiny_checkpoint, tmp_path
     assert set(results["systems"]["text-only"]["scores"]) == {"sqa/all", "sqa/extractive", "sqa/unanswerable", "st/zh"}
     assert 0.0 <= scores["st/zh"]["target_language"] <= 1.0
     assert set(results["rtf_by_batch_size"]) == {"1", "2"} and all(f > 0 for f in results["rtf_by_batch_size"].values())
+    # the ASR clip also translated into each language, scored by language share alone (no reference needed)
+    assert set(results["adherence_without_reference"]) == {"de", "zh"}
+    assert {"speechllm→de", "speechllm→zh"} <= set(results["predictions"][0])
     written = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [p["id"] for p in written["predictions"]] == ["a", "q", "u", "t"]
     assert "text-only" in written["predictions"][3] and "text-only" not in written["predictions"][0]
@@ -75,6 +78,20 @@ def test_evaluation_command_writes_json_table_and_plot(tiny_checkpoint, tmp_path
     assert "| ASR | en | WER ↓ |" in table and "| ST | zh | BLEU ↑ |" in table and "COMET skipped" in table
     assert "| ST | zh | % in target language ↑ |" in table and "| ASR | batch 1 | real-time factor ↓ |" in table
     assert (tmp_path / "out" / "results.png").stat().st_size > 5000
+    assert "| ST | zh (ASR clips, no reference) | % in target language ↑ |" in table
+
+
+def test_several_manifests_are_pooled_with_ids_prefixed_by_their_file(tiny_checkpoint, tmp_path):
+    from evaluation.run import evaluate_model
+
+    arctic = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+    for name in ("one", "two"):
+        row = {"id": "a", "audio": arctic, "transcript": "And you always want to see it in the superlative degree.", "task": "asr"}
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(row))
+    results = evaluate_model(tiny_checkpoint, [str(tmp_path / "one.jsonl"), str(tmp_path / "two.jsonl")], str(tmp_path / "out"),
+                             max_new_tokens=3)
+    assert [p["id"] for p in results["predictions"]] == ["one/a", "two/a"]
+    assert results["rows"] == 2
 
 
 def test_language_adherence_tells_the_three_target_languages_apart():
