@@ -322,7 +322,7 @@ def main():
     parser.add_argument("--talks", default=DEFAULT_TALKS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held_out_fraction", type=float, default=0.1)
-    parser.add_argument("--limit", type=int, help="only the first N clips (a quick look)")
+    parser.add_argument("--limit", type=int, help="only the first N clips: v2 takes its texts in annotation order (held-out texts, then every genre in turn), so any N is a balanced build")
     parser.add_argument("--voices_per_chunk", type=int, default=1, help="training chunks spoken by this many voices")
     parser.add_argument("--version", choices=sorted(VOICE_SETS), default="v1",
                         help="v1: the shipped default's data, byte for byte; v2: the shipped voices and the options below")
