@@ -23,19 +23,17 @@ from tqdm.auto import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from evaluation.language_id import adherence  # noqa: E402
 from synthesis.translation import LANGUAGE_NAMES, LANGUAGES  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Candidate:
-    part: str  # the conversion.parts function that builds it
     chat: bool  # instruction-tuned: asked through its chat template; else a completion prompt
 
 
-CANDIDATES = {
-    "qwen2.5-coder-0.5b-instruct": Candidate("qwen25_coder_05b_instruct", chat=True),
-    "gemma-3-270m": Candidate("gemma3_270m", chat=False),
-}
+# By part name (conversion.parts.PARTS).
+CANDIDATES = {"qwen2.5-coder-0.5b-instruct": Candidate(chat=True), "gemma-3-270m": Candidate(chat=False)}
 
 
 def held_out_sentences(count: int) -> list[dict]:
@@ -97,18 +95,16 @@ def lora_step_seconds(model, tokenizer, texts: list[str], steps: int = 3) -> flo
 
 
 def measure(name: str, sentences: list[dict], batch_size: int = 8) -> dict:
-    import langid
     from sacrebleu.metrics import CHRF
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from conversion import parts
 
     candidate = CANDIDATES[name]
-    directory = getattr(parts, candidate.part)()
+    directory = parts.part(name)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-    langid.set_languages(["en", *LANGUAGES, "fr", "es", "nl", "pt", "ja"])
     report = {"parameters": sum(p.numel() for p in model.parameters()), "vocabulary": model.config.vocab_size,
               "hidden_size": model.config.hidden_size, "languages": {}}
     tokens = seconds = 0
@@ -118,7 +114,7 @@ def measure(name: str, sentences: list[dict], batch_size: int = 8) -> dict:
         tokens, seconds = tokens + made, seconds + spent
         report["languages"][language] = {
             "chrf": CHRF().corpus_score(outputs, [[row[language] for row in sentences]]).score,
-            "target_language_rate": sum(langid.classify(o)[0] == language for o in outputs if o) / len(outputs),
+            "target_language_rate": adherence(outputs, language),
             "examples": outputs[:2],
         }
     report["decode_tokens_per_second_batch8"] = tokens / seconds

@@ -149,3 +149,19 @@ def test_mapper_probe_reads_a_clip_the_same_alone_and_in_a_padded_batch(tmp_path
     assert alone["rows"] == 2 and set(alone["wer"]) == {"ctc", "nearest_embedding"}
     assert alone["predictions"] == batched["predictions"]
     assert all(p["nearest_embedding"] for p in alone["predictions"])  # a random mapper still reads as some tokens
+
+
+def test_llm_comparison_asks_an_instruct_model_by_chat_and_a_base_model_by_completion(part_cache):
+    from transformers import AutoTokenizer
+
+    from conversion import parts
+    from evaluation.compare_llms import CANDIDATES, Candidate, prompt
+
+    assert set(CANDIDATES) <= set(parts.PARTS)  # every candidate is a part that converts offline
+    tokenizer = AutoTokenizer.from_pretrained(parts.part("qwen2.5-coder-0.5b-instruct"))
+    chat = prompt(tokenizer, Candidate(chat=True), "The cat sleeps.", "it")
+    assert chat.count("<|im_start|>user") == 1 and chat.endswith("<|im_start|>assistant\n")
+    assert "into Italian" in chat and "The cat sleeps." in chat
+    assert prompt(tokenizer, Candidate(chat=False), "The cat sleeps.", "zh") == (
+        "Translate English into Chinese.\nEnglish: The cat sleeps.\nChinese:"
+    )
