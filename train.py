@@ -80,6 +80,11 @@ class RecipeArguments:
     st_language_probabilities: str = field(default="de=0.4,it=0.4,zh=0.2")
     pair_st_with_mt: bool = field(default=True, metadata={"help": "joint: follow each ST batch by the MT batch of its rows"})
     task_agnostic: bool = field(default=False, metadata={"help": "joint: ASR data only, CE + σ·MSE with σ=0.9, no LoRA"})
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "stop when the eval loss has not improved for N evaluations (needs --eval_file, "
+                          "--load_best_model_at_end true and save_steps = eval_steps); the best checkpoint is kept"},
+    )
     text_in_speech_slot: bool = field(
         default=False,
         metadata={"help": "text: the transcript goes in the speech slot (its tokens + mapper pads, as a perfect stage-A "
@@ -145,6 +150,8 @@ def mapper_stage(recipe, args, processor) -> dict:
             rows = keep_usable_rows(read_rows(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
         return first_of_each_clip(rows)
 
+    if args.label_names is None:  # the Trainer computes an eval loss only for inputs it knows as labels
+        args.label_names = ["transcript_ids"]
     # The data first: a manifest with no usable row stops the run before any model is built.
     train_rows = usable_clips(recipe.train_file, "train")
     eval_rows = usable_clips(recipe.eval_file, "eval") if recipe.eval_file else None
@@ -284,6 +291,12 @@ def main(argv: list[str] | None = None, callbacks=None):
     processor = SpeechLLMProcessor.from_pretrained(recipe.model_name_or_path)
     parts = mapper_stage(recipe, args, processor) if recipe.stage == "mapper" else instruction_stage(recipe, args, processor)
     # the whole processor, so that every checkpoint-N directory also loads in the pipeline
+    callbacks = list(callbacks or [])
+    if recipe.early_stopping_patience:
+        if not (recipe.eval_file and args.load_best_model_at_end):
+            raise SystemExit("train.py: --early_stopping_patience needs --eval_file and --load_best_model_at_end true "
+                             "(with --eval_steps equal to --save_steps)")
+        callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
     trainer = SpeechLLMTrainer(args=args, processing_class=processor, callbacks=callbacks, **parts)
 
     resume = args.resume_from_checkpoint

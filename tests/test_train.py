@@ -296,3 +296,17 @@ def test_stage_text_in_the_speech_slot_reads_transcripts_like_a_perfect_mapper(s
     assert batch["input_ids"].shape == collator([read])["input_ids"].shape  # the pad count is fixed per example
     with pytest.raises(SystemExit, match="stage-B"):
         run_stage("joint", seamless_checkpoint, manifest, tmp_path / "c", "--text_in_speech_slot", "true", steps=1)
+
+
+def test_early_stopping_ends_a_run_whose_eval_loss_stops_improving(seamless_checkpoint, manifest, tmp_path):
+    """Stage A "as long as it keeps improving": at learning rate 0 the eval loss never improves on the first
+    evaluation, so patience 1 stops the 20-step run at its second evaluation (step 4)."""
+    every_2 = ["--eval_file", manifest, "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2",
+               "--load_best_model_at_end", "true", "--feature_cache_dir", str(tmp_path / "cache")]
+    trainer = run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "a", "--learning_rate", "0",
+                        "--early_stopping_patience", "1", "--save_strategy", "steps", *every_2, steps=20)
+    assert trainer.state.global_step == 4
+    evaluations = [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry]
+    assert len(evaluations) == 2 and evaluations[0] == evaluations[1]
+    with pytest.raises(SystemExit, match="--early_stopping_patience needs --eval_file"):
+        run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "b", "--early_stopping_patience", "1", steps=2)
