@@ -300,8 +300,10 @@ def main(argv: list[str] | None = None, callbacks=None):
     trainer = SpeechLLMTrainer(args=args, processing_class=processor, callbacks=callbacks, **parts)
 
     resume = args.resume_from_checkpoint
-    if resume in ("latest", "true", "True"):
-        resume = get_last_checkpoint(args.output_dir)
+    if resume in ("latest", "true", "True"):  # the newest checkpoint-N, or a fresh start when there is none yet
+        resume = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        if resume is None:
+            logger.warning("no checkpoint in %s yet: starting fresh", args.output_dir)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():

@@ -310,3 +310,11 @@ def test_early_stopping_ends_a_run_whose_eval_loss_stops_improving(seamless_chec
     assert len(evaluations) == 2 and evaluations[0] == evaluations[1]
     with pytest.raises(SystemExit, match="--early_stopping_patience needs --eval_file"):
         run_stage("mapper", seamless_checkpoint, manifest, tmp_path / "b", "--early_stopping_patience", "1", steps=2)
+
+
+def test_resume_latest_without_any_checkpoint_starts_fresh(seamless_checkpoint, manifest, tmp_path, caplog):
+    """`--resume_from_checkpoint latest` is safe on a first run (a driver can always pass it)."""
+    trainer = run_stage("text", seamless_checkpoint, manifest, tmp_path / "new", "--resume_from_checkpoint", "latest", steps=2)
+    assert trainer.state.global_step == 2
+    assert "starting fresh" in caplog.text
+
