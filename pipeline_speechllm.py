@@ -5,6 +5,7 @@
     pipe("talk.wav", task="translate", target_language="de")
     pipe(["a.wav", "b.wav"], task="transcribe", batch_size=8)
     pipe([{"role": "user", "content": [{"type": "audio", "audio": "a.wav"}, {"type": "text", "text": "..."}]}])
+    pipe("talk.wav", task="transcribe", streamer=TextIteratorStreamer(pipe.processor.tokenizer, skip_prompt=True))
 
 Importing this module (inside the project) registers the config, model, processor and pipeline with the Auto
 classes, so `pipeline("speech-instruct", model=dir)` also works without remote code.
@@ -68,6 +69,7 @@ class SpeechInstructPipeline(Pipeline):
         sampling_rate=None,
         max_new_tokens=None,
         generate_kwargs=None,
+        streamer=None,
     ):
         preprocess = {}
         if instruction is not None or task is not None:
@@ -77,6 +79,8 @@ class SpeechInstructPipeline(Pipeline):
         forward = dict(generate_kwargs or {})
         if max_new_tokens is not None:
             forward["max_new_tokens"] = max_new_tokens
+        if streamer is not None:  # text as it is generated (transformers' TextStreamer / TextIteratorStreamer)
+            forward["streamer"] = streamer
         return preprocess, forward, {}
 
     def preprocess(self, inputs, instruction=None, sampling_rate=None):
@@ -104,6 +108,8 @@ class SpeechInstructPipeline(Pipeline):
         audios = model_inputs["audios"] or None
         batch = self.processor(text=model_inputs["prompts"], audio=audios, sampling_rate=self.processor.sampling_rate)
         batch = batch.to(self.device)
+        if generate_kwargs.get("streamer") is not None and len(model_inputs["prompts"]) > 1:
+            raise ValueError("a streamer follows one generation at a time: call the pipeline with batch_size=1")
         generate_kwargs = {"do_sample": False, "max_new_tokens": 150, **generate_kwargs}
         sequences = self.model.generate(**batch, **generate_kwargs)
         return {"new_tokens": sequences[:, batch["input_ids"].shape[1] :]}

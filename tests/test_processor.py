@@ -142,3 +142,22 @@ def test_in_repo_pipeline_without_remote_code(tiny_checkpoint, tmp_path):
     )
     tokens = greedy(pipe.model, inputs, max_new_tokens=6)[0]
     assert singles[1] == pipe.processor.decode(tokens, skip_special_tokens=True).strip()
+
+
+def test_streamed_pieces_join_to_the_pipelines_output(tiny_checkpoint):
+    import threading
+
+    from transformers import TextIteratorStreamer, pipeline
+
+    pipe = pipeline("speech-instruct", model=tiny_checkpoint)
+    clip = make_audio(1.5, seed=3)
+    kwargs = dict(task="transcribe", sampling_rate=16000, max_new_tokens=8, generate_kwargs={"min_new_tokens": 8})
+    streamer = TextIteratorStreamer(pipe.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    outputs = []
+    worker = threading.Thread(target=lambda: outputs.append(pipe(clip, streamer=streamer, **kwargs)))
+    worker.start()
+    pieces = list(streamer)
+    worker.join()
+    assert len(pieces) > 1 and "".join(pieces).strip() == outputs[0] == pipe(clip, **kwargs)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        pipe([clip, clip], streamer=TextIteratorStreamer(pipe.processor.tokenizer), batch_size=2, **kwargs)
