@@ -92,17 +92,19 @@ def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[lis
 
 
 def run_text_ceiling(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[list[str], float]:
-    """The same model reading the true transcript in the audio's place (the text-twin prompt stage B trains on)."""
+    """The same model reading the true transcript in the audio's place (the text prompt of stage C's MT twins)."""
     template = pipe.processor.text_prompt_template
     chats = [
         [{"role": "user", "content": template.format(text=row["transcript"], instruction=row_instruction(row))}]
         for row in rows
     ]
+    predictions = []
     started = time.perf_counter()
-    predictions = [
-        text for text in tqdm(pipe(chats, batch_size=batch_size, max_new_tokens=max_new_tokens), total=len(chats),
-                              desc="text-only ceiling", unit="text")
-    ]
+    with tqdm(total=len(chats), desc="text-only ceiling", unit="text") as progress:
+        for start in range(0, len(chats), batch_size):  # a batch at a time, so that the bar moves
+            batch = chats[start : start + batch_size]
+            predictions += pipe(batch, batch_size=batch_size, max_new_tokens=max_new_tokens)
+            progress.update(len(batch))
     return predictions, time.perf_counter() - started
 
 
