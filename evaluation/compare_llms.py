@@ -2,7 +2,7 @@
 text-only translation into de/it/zh (chrF against the held-out synthetic references, target-language rate), greedy
 decode speed, and the time of a LoRA training step.
 
-    python -m evaluation.compare_llms [--sentences 100] [--output default_model/llm_comparison.json]
+    python -m evaluation.compare_llms [--sentences 100] [--output default_model/llm_comparison.json]   # resumable
 
 The sentences are held-out texts (synthesis.genres' hold-out rule) whose three translations the data build kept. An
 instruct candidate is asked through its chat template, a base one with a completion prompt ("English: ...
@@ -94,7 +94,9 @@ def lora_step_seconds(model, tokenizer, texts: list[str], steps: int = 3) -> flo
     return statistics.median(times)
 
 
-def measure(name: str, sentences: list[dict], batch_size: int = 8) -> dict:
+def measure(name: str, sentences: list[dict], report: dict, save, batch_size: int = 8) -> dict:
+    """Fill `report` (this candidate's entry, maybe half done by a killed run) language by language, calling `save`
+    after each piece: a run killed part-way keeps what it measured and resumes after it."""
     from sacrebleu.metrics import CHRF
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -105,20 +107,26 @@ def measure(name: str, sentences: list[dict], batch_size: int = 8) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(directory)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-    report = {"parameters": sum(p.numel() for p in model.parameters()), "vocabulary": model.config.vocab_size,
-              "hidden_size": model.config.hidden_size, "languages": {}}
-    tokens = seconds = 0
-    for language in tqdm(LANGUAGES, desc=name, unit="language"):
+    report.update(parameters=sum(p.numel() for p in model.parameters()), vocabulary=model.config.vocab_size,
+                  hidden_size=model.config.hidden_size)
+    languages = report.setdefault("languages", {})
+    for language in tqdm([lang for lang in LANGUAGES if lang not in languages], desc=name, unit="language"):
         prompts = [prompt(tokenizer, candidate, row["text"], language) for row in sentences]
         outputs, made, spent = translate(model, tokenizer, prompts, batch_size, max_new_tokens=96)
-        tokens, seconds = tokens + made, seconds + spent
-        report["languages"][language] = {
+        languages[language] = {
             "chrf": CHRF().corpus_score(outputs, [[row[language] for row in sentences]]).score,
             "target_language_rate": adherence(outputs, language),
+            "decode_tokens": made,
+            "decode_seconds": spent,
             "examples": outputs[:2],
         }
-    report["decode_tokens_per_second_batch8"] = tokens / seconds
-    report["lora_step_seconds_batch8"] = lora_step_seconds(model, tokenizer, [row["text"] for row in sentences])
+        save()
+    report["decode_tokens_per_second_batch8"] = sum(r["decode_tokens"] for r in languages.values()) / sum(
+        r["decode_seconds"] for r in languages.values()
+    )
+    if "lora_step_seconds_batch8" not in report:
+        report["lora_step_seconds_batch8"] = lora_step_seconds(model, tokenizer, [row["text"] for row in sentences])
+        save()
     return report
 
 
@@ -129,9 +137,20 @@ def main():
     parser.add_argument("--output", default=os.path.join(ROOT, "default_model", "llm_comparison.json"))
     args = parser.parse_args()
     sentences = held_out_sentences(args.sentences)
-    report = {"sentences": args.sentences, "candidates": {name: measure(name, sentences) for name in args.candidates}}
-    with open(args.output, "w") as handle:
-        json.dump(report, handle, indent=1, ensure_ascii=False)
+    report = {"sentences": args.sentences, "candidates": {}}
+    if os.path.exists(args.output):
+        with open(args.output) as handle:
+            previous = json.load(handle)
+        if previous.get("sentences") == args.sentences:  # the same sentences: go on from what a killed run measured
+            report = previous
+
+    def save():
+        with open(args.output + ".partial", "w") as handle:
+            json.dump(report, handle, indent=1, ensure_ascii=False)
+        os.replace(args.output + ".partial", args.output)
+
+    for name in args.candidates:
+        measure(name, sentences, report["candidates"].setdefault(name, {}), save)
     for name, result in report["candidates"].items():
         scores = ", ".join(f"{lang} chrF {r['chrf']:.1f} ({100 * r['target_language_rate']:.0f} % in {lang})" for lang, r in result["languages"].items())
         print(f"{name}: {scores}; {result['decode_tokens_per_second_batch8']:.1f} tokens/s; LoRA step {result['lora_step_seconds_batch8']:.2f} s")
