@@ -1,0 +1,54 @@
+"""Where long audio is cut into segments: in pauses, near the target length, never over the limit, nothing lost."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import ROOT
+
+from long_audio import segment_bounds
+
+RATE = 16000
+
+
+def real_recording_with_pauses(pause_seconds: float = 0.6, rounds: int = 3) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Every real clip in assets/ (16 kHz, 48 s in all), `rounds` times over, joined with a pause after each: > 2
+    minutes; and where the pauses are."""
+    paths = sorted(glob.glob(os.path.join(ROOT, "assets", "**", "*.wav"), recursive=True)) * rounds
+    pieces, pauses, at = [], [], 0
+    for path in paths:
+        clip, rate = soundfile.read(path, dtype="float32")
+        assert rate == RATE, path
+        pause = np.zeros(int(pause_seconds * RATE), dtype=np.float32)
+        pieces += [clip, pause]
+        pauses.append((at + len(clip), at + len(clip) + len(pause)))
+        at += len(clip) + len(pause)
+    return np.concatenate(pieces), pauses
+
+
+def test_cuts_fall_in_the_pauses_between_real_recordings():
+    audio, pauses = real_recording_with_pauses()
+    assert len(audio) / RATE > 120
+    bounds = segment_bounds(audio, RATE, target_seconds=20, longest_seconds=30)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(audio)
+    assert all(end == next_start for (_, end), (next_start, _) in zip(bounds, bounds[1:]))  # no gap, no overlap
+    assert all(end - start <= 30 * RATE for start, end in bounds)
+    cuts = [end for _, end in bounds[:-1]]
+    assert len(cuts) >= 4
+    assert all(any(low <= cut <= high for low, high in pauses) for cut in cuts), cuts
+
+
+def test_speech_without_pauses_is_still_cut_within_the_limit():
+    noise = np.random.default_rng(0).normal(0, 0.1, 95 * RATE).astype(np.float32)
+    bounds = segment_bounds(noise, RATE, target_seconds=20, longest_seconds=30)
+    lengths = [(end - start) / RATE for start, end in bounds]
+    assert sum(lengths) == pytest.approx(95) and max(lengths) <= 30 and min(lengths[:-1]) >= 5
+
+
+def test_short_audio_is_one_segment_and_bad_settings_are_refused():
+    clip = np.zeros(10 * RATE, dtype=np.float32)
+    assert segment_bounds(clip, RATE) == [(0, len(clip))]
+    with pytest.raises(ValueError, match="shortest_seconds <= target_seconds <= longest_seconds"):
+        segment_bounds(clip, RATE, target_seconds=40, longest_seconds=30)
