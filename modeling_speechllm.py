@@ -693,6 +693,7 @@ REMOTE_CODE_FILES = (
     "modeling_speechllm.py",
     "processing_speechllm.py",
     "pipeline_speechllm.py",
+    "long_audio.py",
 )
 
 

@@ -6,6 +6,11 @@
     pipe(["a.wav", "b.wav"], task="transcribe", batch_size=8)
     pipe([{"role": "user", "content": [{"type": "audio", "audio": "a.wav"}, {"type": "text", "text": "..."}]}])
     pipe("talk.wav", task="transcribe", streamer=TextIteratorStreamer(pipe.processor.tokenizer, skip_prompt=True))
+    pipe("lecture.wav", task="transcribe", return_timestamps=True)   # any length: {"text", "chunks": [{"timestamp", "text"}]}
+
+Audio longer than the model takes in one piece (`processor.max_samples`: Whisper's 30 s window, or
+`max_audio_seconds`) is cut into segments at pauses near 2/3 of that length (long_audio.py), the segments run in
+batches, and their outputs are joined: the default for transcribe and translate (`long_audio="segments"`).
 
 Importing this module (inside the project) registers the config, model, processor and pipeline with the Auto
 classes, so `pipeline("speech-instruct", model=dir)` also works without remote code.
@@ -19,6 +24,7 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 try:
     from .configuration_speechllm import SpeechLLMConfig
     from .modeling_speechllm import SpeechLLMForConditionalGeneration
+    from .long_audio import segment_bounds
     from .processing_speechllm import (
         TRANSCRIBE_INSTRUCTION,
         SpeechLLMProcessor,
@@ -27,10 +33,15 @@ try:
     )
 except ImportError:
     from configuration_speechllm import SpeechLLMConfig
+    from long_audio import segment_bounds
     from modeling_speechllm import SpeechLLMForConditionalGeneration
     from processing_speechllm import TRANSCRIBE_INSTRUCTION, SpeechLLMProcessor, load_audio, translation_instruction
 
 TASKS = ("transcribe", "translate", "answer")
+LONG_AUDIO_MODES = ("segments",)
+# Tasks whose output for a recording is the outputs for its parts, joined: these go segment by segment by default.
+SEGMENTED_TASKS = ("transcribe", "translate")
+NO_SPACE_LANGUAGES = ("zh", "ja")  # segment outputs are joined without a space
 
 
 def task_instruction(task: str | None, target_language: str | None, question: str | None) -> str:
@@ -48,17 +59,63 @@ def task_instruction(task: str | None, target_language: str | None, question: st
     raise ValueError(f"unknown task {task!r}: use one of {TASKS}, or pass instruction='...'")
 
 
+def is_chat(inputs) -> bool:
+    return hasattr(inputs, "messages") or (isinstance(inputs, list) and bool(inputs) and isinstance(inputs[0], dict) and "role" in inputs[0])
+
+
 def collate_items(items: list[dict]) -> dict:
     return {key: [value for item in items for value in item[key]] for key in items[0]}
 
 
 class SpeechInstructPipeline(Pipeline):
-    """Greedy speech-instruct generation with batching; the processor builds each batch as a whole."""
+    """Greedy speech-instruct generation with batching; the processor builds each batch as a whole. Audio of any
+    length: see the module's docstring."""
 
     _load_processor = True
     _load_feature_extractor = False
     _load_image_processor = False
     _load_tokenizer = False
+
+    def __call__(self, inputs, *args, long_audio=None, return_timestamps=False, **kwargs):
+        """As any pipeline; audio longer than the model's window goes segment by segment (`long_audio`), and
+        `return_timestamps=True` gives {"text", "chunks": [{"timestamp": (start, end) seconds, "text"}]} per input."""
+        if is_chat(inputs) or (isinstance(inputs, list) and inputs and is_chat(inputs[0])):
+            return super().__call__(inputs, *args, **kwargs)
+        single = not isinstance(inputs, list)
+        rate = self.processor.sampling_rate
+        given_rate = kwargs.get("sampling_rate")
+        clips = [load_audio(item, given_rate, rate, name=f"audio {i}") for i, item in enumerate([inputs] if single else inputs)]
+        kwargs["sampling_rate"] = rate
+        pieces = [self.segments(clip, i, long_audio, kwargs) for i, clip in enumerate(clips)]
+        flat = [clip[start:end] for clip, bounds in zip(clips, pieces) for start, end in bounds]
+        texts = iter(super().__call__(flat, *args, **kwargs))
+        results = []
+        for bounds in pieces:
+            chunks = [{"timestamp": (start / rate, end / rate), "text": next(texts)} for start, end in bounds]
+            joined = self.join([chunk["text"] for chunk in chunks], kwargs.get("target_language"))
+            results.append({"text": joined, "chunks": chunks} if return_timestamps else joined)
+        return results[0] if single else results
+
+    def segments(self, clip, index: int, mode: str | None, kwargs: dict) -> list[tuple[int, int]]:
+        """The (start, end) samples the clip runs as: itself when it fits the model, else its segments."""
+        limit = self.processor.max_samples
+        if len(clip) <= limit:
+            return [(0, len(clip))]
+        mode = mode or ("segments" if kwargs.get("task") in SEGMENTED_TASKS else None)
+        if mode not in LONG_AUDIO_MODES:
+            rate = self.processor.sampling_rate
+            raise ValueError(
+                f"audio {index} is {len(clip) / rate:.0f} s, longer than the {limit / rate:.0f} s this model takes in one "
+                f"piece: pass long_audio='segments' to run it segment by segment and join the outputs (right for "
+                f"transcripts and translations; a question about the whole recording only sees one segment at a time)"
+            )
+        longest = limit / self.processor.sampling_rate
+        return segment_bounds(clip, self.processor.sampling_rate, target_seconds=2 * longest / 3, longest_seconds=longest)
+
+    @staticmethod
+    def join(texts: list[str], target_language: str | None) -> str:
+        separator = "" if target_language in NO_SPACE_LANGUAGES else " "
+        return separator.join(text for text in texts if text)
 
     def _sanitize_parameters(
         self,
@@ -85,10 +142,8 @@ class SpeechInstructPipeline(Pipeline):
 
     def preprocess(self, inputs, instruction=None, sampling_rate=None):
         """One audio (or one chat conversation) → its prompt and decoded audio; tensors are built per batch."""
-        if hasattr(inputs, "messages"):  # transformers wraps chat inputs in a Chat object
-            inputs = inputs.messages
-        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "role" in inputs[0]:
-            prompt, audios = self.processor.render_conversation(inputs)
+        if is_chat(inputs):
+            prompt, audios = self.processor.render_conversation(getattr(inputs, "messages", inputs))  # Chat wraps them
         else:
             if instruction is None:
                 raise ValueError("pass instruction='...' or task='transcribe'|'translate'|'answer'")

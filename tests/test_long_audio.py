@@ -52,3 +52,26 @@ def test_short_audio_is_one_segment_and_bad_settings_are_refused():
     assert segment_bounds(clip, RATE) == [(0, len(clip))]
     with pytest.raises(ValueError, match="shortest_seconds <= target_seconds <= longest_seconds"):
         segment_bounds(clip, RATE, target_seconds=40, longest_seconds=30)
+
+
+def test_a_long_recording_goes_segment_by_segment_through_the_pipeline(tiny_checkpoint):
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
+
+    pipe = pipeline("speech-instruct", model=tiny_checkpoint)
+    audio, _ = real_recording_with_pauses()
+    limit = pipe.processor.max_samples
+    assert len(audio) > 2 * limit  # the processor alone refuses it
+    kwargs = dict(task="transcribe", sampling_rate=RATE, max_new_tokens=4, generate_kwargs={"min_new_tokens": 4})
+    result = pipe(audio, return_timestamps=True, batch_size=4, **kwargs)
+    bounds = segment_bounds(audio, RATE, target_seconds=2 * limit / RATE / 3, longest_seconds=limit / RATE)
+    assert [chunk["timestamp"] for chunk in result["chunks"]] == [(start / RATE, end / RATE) for start, end in bounds]
+    singles = [pipe(audio[start:end], **kwargs) for start, end in bounds]  # each segment alone, one by one
+    assert [chunk["text"] for chunk in result["chunks"]] == singles
+    assert result["text"] == " ".join(text for text in singles if text)
+    assert pipe(audio, **kwargs) == result["text"]  # segments are the default for transcripts, without timestamps
+    short = pipe(audio[: 3 * RATE], return_timestamps=True, **kwargs)
+    assert short["chunks"] == [{"timestamp": (0.0, 3.0), "text": short["text"]}]
+    with pytest.raises(ValueError, match="long_audio='segments'"):
+        pipe(audio, task="answer", question="What is said?", sampling_rate=RATE)
