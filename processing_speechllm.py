@@ -210,7 +210,8 @@ class SpeechLLMProcessor(ProcessorMixin):
             if len(clip) > self.max_samples:
                 raise AudioError(
                     f"audio {i} lasts {len(clip) / self.sampling_rate:.1f} s, longer than the maximum "
-                    f"{self.max_samples / self.sampling_rate:.1f} s: split it into shorter segments first",
+                    f"{self.max_samples / self.sampling_rate:.1f} s the model takes in one piece: the pipeline runs it "
+                    "segment by segment (pipe(audio, task='transcribe'), or long_audio='segments'), or split it first",
                     "audio too long",
                 )
         return clips
