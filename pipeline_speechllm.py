@@ -9,13 +9,17 @@
     pipe("lecture.wav", task="transcribe", return_timestamps=True)   # any length: {"text", "chunks": [{"timestamp", "text"}]}
 
 Audio longer than the model takes in one piece (`processor.max_samples`: Whisper's 30 s window, or
-`max_audio_seconds`) is cut into segments at pauses near 2/3 of that length (long_audio.py), the segments run in
-batches, and their outputs are joined: the default for transcribe and translate (`long_audio="segments"`).
+`max_audio_seconds`) goes one of two ways:
+- `long_audio="segments"` (the default for transcribe and translate): cut at pauses near 2/3 of that length
+  (long_audio.py), the segments run in batches, their outputs joined;
+- `long_audio="one_prompt"` (the default for questions and free instructions): encoded window by window, all its
+  mapper frames in one audio span of one prompt, up to the LLM's context.
 
 Importing this module (inside the project) registers the config, model, processor and pipeline with the Auto
 classes, so `pipeline("speech-instruct", model=dir)` also works without remote code.
 """
 
+import numpy as np
 from torch.utils.data import DataLoader
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
@@ -38,7 +42,7 @@ except ImportError:
     from processing_speechllm import TRANSCRIBE_INSTRUCTION, SpeechLLMProcessor, load_audio, translation_instruction
 
 TASKS = ("transcribe", "translate", "answer")
-LONG_AUDIO_MODES = ("segments",)
+LONG_AUDIO_MODES = ("segments", "one_prompt")
 # Tasks whose output for a recording is the outputs for its parts, joined: these go segment by segment by default.
 SEGMENTED_TASKS = ("transcribe", "translate")
 NO_SPACE_LANGUAGES = ("zh", "ja")  # segment outputs are joined without a space
@@ -86,9 +90,12 @@ class SpeechInstructPipeline(Pipeline):
         given_rate = kwargs.get("sampling_rate")
         clips = [load_audio(item, given_rate, rate, name=f"audio {i}") for i, item in enumerate([inputs] if single else inputs)]
         kwargs["sampling_rate"] = rate
-        pieces = [self.segments(clip, i, long_audio, kwargs) for i, clip in enumerate(clips)]
+        mode = long_audio or ("segments" if kwargs.get("task") in SEGMENTED_TASKS else "one_prompt")
+        if mode not in LONG_AUDIO_MODES:
+            raise ValueError(f"long_audio={long_audio!r}: use one of {LONG_AUDIO_MODES}")
+        pieces = [self.segments(clip, mode) for clip in clips]
         flat = [clip[start:end] for clip, bounds in zip(clips, pieces) for start, end in bounds]
-        texts = iter(super().__call__(flat, *args, **kwargs))
+        texts = iter(super().__call__(flat, *args, audio_mode=mode, **kwargs))
         results = []
         for bounds in pieces:
             chunks = [{"timestamp": (start / rate, end / rate), "text": next(texts)} for start, end in bounds]
@@ -96,21 +103,25 @@ class SpeechInstructPipeline(Pipeline):
             results.append({"text": joined, "chunks": chunks} if return_timestamps else joined)
         return results[0] if single else results
 
-    def segments(self, clip, index: int, mode: str | None, kwargs: dict) -> list[tuple[int, int]]:
-        """The (start, end) samples the clip runs as: itself when it fits the model, else its segments."""
+    def segments(self, clip, mode: str) -> list[tuple[int, int]]:
+        """The (start, end) samples the clip runs as: all of it (it fits, or goes in one prompt), else its segments."""
         limit = self.processor.max_samples
-        if len(clip) <= limit:
+        if len(clip) <= limit or mode == "one_prompt":
             return [(0, len(clip))]
-        mode = mode or ("segments" if kwargs.get("task") in SEGMENTED_TASKS else None)
-        if mode not in LONG_AUDIO_MODES:
-            rate = self.processor.sampling_rate
-            raise ValueError(
-                f"audio {index} is {len(clip) / rate:.0f} s, longer than the {limit / rate:.0f} s this model takes in one "
-                f"piece: pass long_audio='segments' to run it segment by segment and join the outputs (right for "
-                f"transcripts and translations; a question about the whole recording only sees one segment at a time)"
-            )
         longest = limit / self.processor.sampling_rate
         return segment_bounds(clip, self.processor.sampling_rate, target_seconds=2 * longest / 3, longest_seconds=longest)
+
+    def check_context(self, prompt_tokens: int):
+        """A prompt beyond the LLM's context (long audio in one prompt) is an error that says how much audio fits."""
+        context = getattr(self.model.config.text_config, "max_position_embeddings", None)
+        if context and prompt_tokens >= context:
+            window = self.processor.max_samples  # audio tokens per minute, measured on one full window of silence
+            tokens = int(self.processor.extract_features([np.zeros(window, dtype=np.float32)])["num_audio_tokens"][0])
+            per_minute = tokens * 60 * self.processor.sampling_rate / window
+            raise ValueError(
+                f"the prompt has {prompt_tokens} tokens but the LLM's context is {context}: about "
+                f"{context / per_minute:.0f} minutes of audio fit in one prompt; use long_audio='segments' for more"
+            )
 
     @staticmethod
     def join(texts: list[str], target_language: str | None) -> str:
@@ -127,6 +138,7 @@ class SpeechInstructPipeline(Pipeline):
         max_new_tokens=None,
         generate_kwargs=None,
         streamer=None,
+        audio_mode=None,
     ):
         preprocess = {}
         if instruction is not None or task is not None:
@@ -138,6 +150,8 @@ class SpeechInstructPipeline(Pipeline):
             forward["max_new_tokens"] = max_new_tokens
         if streamer is not None:  # text as it is generated (transformers' TextStreamer / TextIteratorStreamer)
             forward["streamer"] = streamer
+        if audio_mode is not None:
+            forward["audio_mode"] = audio_mode
         return preprocess, forward, {}
 
     def preprocess(self, inputs, instruction=None, sampling_rate=None):
@@ -159,9 +173,12 @@ class SpeechInstructPipeline(Pipeline):
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
-    def _forward(self, model_inputs, **generate_kwargs):
+    def _forward(self, model_inputs, audio_mode=None, **generate_kwargs):
         audios = model_inputs["audios"] or None
-        batch = self.processor(text=model_inputs["prompts"], audio=audios, sampling_rate=self.processor.sampling_rate)
+        long_audio = "one_prompt" if audio_mode == "one_prompt" else None
+        batch = self.processor(text=model_inputs["prompts"], audio=audios, sampling_rate=self.processor.sampling_rate,
+                               long_audio=long_audio)
+        self.check_context(batch["input_ids"].shape[1])
         batch = batch.to(self.device)
         if generate_kwargs.get("streamer") is not None and len(model_inputs["prompts"]) > 1:
             raise ValueError("a streamer follows one generation at a time: call the pipeline with batch_size=1")

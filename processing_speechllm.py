@@ -204,10 +204,10 @@ class SpeechLLMProcessor(ProcessorMixin):
         return speech_output_lengths(feature_lengths, self.feature_stride, self.frame_average, self.mapper_strides)
 
     # -- audio ------------------------------------------------------------------------------------------------------
-    def prepare_audio(self, audios: list, sampling_rate: int | None = None) -> list[np.ndarray]:
+    def prepare_audio(self, audios: list, sampling_rate: int | None = None, windowed: bool = False) -> list[np.ndarray]:
         clips = [load_audio(a, sampling_rate, self.sampling_rate, name=f"audio {i}") for i, a in enumerate(audios)]
         for i, clip in enumerate(clips):
-            if len(clip) > self.max_samples:
+            if len(clip) > self.max_samples and not windowed:
                 raise AudioError(
                     f"audio {i} lasts {len(clip) / self.sampling_rate:.1f} s, longer than the maximum "
                     f"{self.max_samples / self.sampling_rate:.1f} s the model takes in one piece: the pipeline runs it "
@@ -215,6 +215,21 @@ class SpeechLLMProcessor(ProcessorMixin):
                     "audio too long",
                 )
         return clips
+
+    def windows(self, clip: np.ndarray) -> list[np.ndarray]:
+        """A clip as equal consecutive windows the encoder takes (one window when it fits): its mapper frames, joined
+        in order, stand for the whole clip in one prompt."""
+        count = -(-len(clip) // self.max_samples)
+        size = -(-len(clip) // count)
+        return [clip[start : start + size] for start in range(0, len(clip), size)]
+
+    def extract_windowed_features(self, clips: list[np.ndarray]) -> dict:
+        """Features of every window of every clip (in order); `num_audio_tokens` per clip (its windows' sum)."""
+        windows = [self.windows(clip) for clip in clips]
+        data = self.extract_features([window for clip_windows in windows for window in clip_windows])
+        per_window = iter(data["num_audio_tokens"].tolist())
+        data["num_audio_tokens"] = torch.tensor([sum(next(per_window) for _ in clip_windows) for clip_windows in windows])
+        return data
 
     def extract_features(self, clips: list[np.ndarray]) -> dict:
         features = self.feature_extractor(
@@ -268,18 +283,24 @@ class SpeechLLMProcessor(ProcessorMixin):
         sampling_rate: int | None = None,
         padding_side: str | None = None,
         return_tensors: str = "pt",
+        long_audio: str | None = None,
     ) -> BatchFeature:
         """Tokenise prompts holding one `audio_token` per audio; with `targets`, append them (+ end of turn) and
         return `labels` that are -100 everywhere but on the target tokens. Text is left-padded for generation and
-        right-padded for training unless `padding_side` says otherwise."""
+        right-padded for training unless `padding_side` says otherwise. `long_audio="one_prompt"`: audio longer than
+        the encoder's window is encoded window by window (`input_features` then has a row per window) and all its
+        mapper frames fill its one placeholder span."""
         if text is None:
             raise ValueError("text is required: a prompt with one audio placeholder per audio")
         texts = [text] if isinstance(text, str) else list(text)
         audios = [] if audio is None else ([audio] if not isinstance(audio, (list, tuple)) else list(audio))
         data = {}
         num_tokens = []
+        if long_audio not in (None, "one_prompt"):
+            raise ValueError(f"long_audio={long_audio!r}: the processor takes None or 'one_prompt'")
         if audios:
-            data = self.extract_features(self.prepare_audio(audios, sampling_rate))
+            clips = self.prepare_audio(audios, sampling_rate, windowed=long_audio == "one_prompt")
+            data = self.extract_windowed_features(clips) if long_audio else self.extract_features(clips)
             num_tokens = data.pop("num_audio_tokens").tolist()
         prompts = self.expand_placeholders(texts, num_tokens)
         if targets is None:

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import soundfile
+import torch
 from conftest import ROOT
 
 from long_audio import segment_bounds
@@ -73,5 +74,48 @@ def test_a_long_recording_goes_segment_by_segment_through_the_pipeline(tiny_chec
     assert pipe(audio, **kwargs) == result["text"]  # segments are the default for transcripts, without timestamps
     short = pipe(audio[: 3 * RATE], return_timestamps=True, **kwargs)
     assert short["chunks"] == [{"timestamp": (0.0, 3.0), "text": short["text"]}]
-    with pytest.raises(ValueError, match="long_audio='segments'"):
-        pipe(audio, task="answer", question="What is said?", sampling_rate=RATE)
+    with pytest.raises(ValueError, match="long_audio"):
+        pipe(audio, task="transcribe", long_audio="whole", sampling_rate=RATE)
+
+
+def test_a_long_recording_in_one_prompt_fills_one_span_with_every_windows_frames(tiny_checkpoint):
+    """Mode (a): the encoder takes the recording window by window; all their mapper frames fill one placeholder
+    span; a question about it gets one answer; batched equals one by one."""
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
+
+    pipe = pipeline("speech-instruct", model=tiny_checkpoint)
+    processor = pipe.processor
+    audio, _ = real_recording_with_pauses()
+    windows = processor.windows(audio)
+    assert len(windows) == -(-len(audio) // processor.max_samples) and max(map(len, windows)) <= processor.max_samples
+    assert np.array_equal(np.concatenate(windows), audio)
+    conversation = [{"role": "user", "content": [{"type": "audio", "audio": audio}, {"type": "text", "text": "What is said?"}]}]
+    prompt = processor.render_conversation(conversation)[0]
+    batch = processor(text=[prompt], audio=[audio], sampling_rate=RATE, long_audio="one_prompt")
+    assert batch["input_features"].shape[0] == len(windows)  # a row per window
+    per_window = sum(int(processor.extract_features([w])["num_audio_tokens"][0]) for w in windows)
+    assert int((batch["input_ids"] == processor.audio_token_id).sum()) == per_window
+    with torch.no_grad():
+        audio_features = pipe.model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+    assert int(audio_features.lengths.sum()) == per_window  # exactly as many mapper frames as placeholders
+    kwargs = dict(task="answer", question="What is said?", sampling_rate=RATE, max_new_tokens=4, generate_kwargs={"min_new_tokens": 4})
+    answer = pipe(audio, **kwargs)  # one prompt: the default for questions
+    assert isinstance(answer, str) and answer
+    short = audio[: 4 * RATE]
+    assert pipe([audio, short], batch_size=2, **kwargs) == [answer, pipe(short, **kwargs)]
+    with pytest.raises(ValueError, match="long_audio"):
+        pipe(audio, long_audio="whole", **kwargs)
+
+
+def test_a_prompt_beyond_the_llms_context_says_how_many_minutes_fit(tiny_checkpoint):
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
+
+    pipe = pipeline("speech-instruct", model=tiny_checkpoint)
+    pipe.model.config.text_config.max_position_embeddings = 200
+    audio, _ = real_recording_with_pauses()
+    with pytest.raises(ValueError, match=r"context is 200: about \d+ minutes of audio fit in one prompt"):
+        pipe(audio, task="answer", question="What is said?", sampling_rate=RATE, max_new_tokens=2)
