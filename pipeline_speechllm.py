@@ -81,8 +81,9 @@ class SpeechInstructPipeline(Pipeline):
     _load_tokenizer = False
 
     def __call__(self, inputs, *args, long_audio=None, return_timestamps=False, **kwargs):
-        """As any pipeline; audio longer than the model's window goes segment by segment (`long_audio`), and
-        `return_timestamps=True` gives {"text", "chunks": [{"timestamp": (start, end) seconds, "text"}]} per input."""
+        """As any pipeline; audio longer than the model's window goes segment by segment or in one prompt
+        (`long_audio`, see the module's docstring), and `return_timestamps=True` gives {"text", "chunks":
+        [{"timestamp": (start, end) seconds, "text"}]} per input."""
         if is_chat(inputs) or (isinstance(inputs, list) and inputs and is_chat(inputs[0])):
             return super().__call__(inputs, *args, **kwargs)
         single = not isinstance(inputs, list)
