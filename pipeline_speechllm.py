@@ -87,13 +87,20 @@ class SpeechInstructPipeline(Pipeline):
         if is_chat(inputs) or (isinstance(inputs, list) and inputs and is_chat(inputs[0])):
             return super().__call__(inputs, *args, **kwargs)
         single = not isinstance(inputs, list)
-        rate = self.processor.sampling_rate
-        given_rate = kwargs.get("sampling_rate")
-        clips = [load_audio(item, given_rate, rate, name=f"audio {i}") for i, item in enumerate([inputs] if single else inputs)]
-        kwargs["sampling_rate"] = rate
+        items = [inputs] if single else inputs
         mode = long_audio or ("segments" if kwargs.get("task") in SEGMENTED_TASKS else "one_prompt")
         if mode not in LONG_AUDIO_MODES:
             raise ValueError(f"long_audio={long_audio!r}: use one of {LONG_AUDIO_MODES}")
+        group = 4 * max(1, kwargs.get("batch_size") or 1)  # decoded a group at a time: a long list is not held at once
+        results = []
+        for start in range(0, len(items), group):
+            results += self.run_group(items[start : start + group], start, mode, return_timestamps, args, dict(kwargs))
+        return results[0] if single else results
+
+    def run_group(self, items: list, first: int, mode: str, return_timestamps: bool, args, kwargs: dict) -> list:
+        rate = self.processor.sampling_rate
+        clips = [load_audio(item, kwargs.get("sampling_rate"), rate, name=f"audio {first + i}") for i, item in enumerate(items)]
+        kwargs["sampling_rate"] = rate
         pieces = [self.segments(clip, mode) for clip in clips]
         flat = [clip[start:end] for clip, bounds in zip(clips, pieces) for start, end in bounds]
         texts = iter(super().__call__(flat, *args, audio_mode=mode, **kwargs))
@@ -102,7 +109,7 @@ class SpeechInstructPipeline(Pipeline):
             chunks = [{"timestamp": (start / rate, end / rate), "text": next(texts)} for start, end in bounds]
             joined = self.join([chunk["text"] for chunk in chunks], kwargs.get("target_language"))
             results.append({"text": joined, "chunks": chunks} if return_timestamps else joined)
-        return results[0] if single else results
+        return results
 
     def segments(self, clip, mode: str) -> list[tuple[int, int]]:
         """The (start, end) samples the clip runs as: all of it (it fits, or goes in one prompt), else its segments."""

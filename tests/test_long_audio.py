@@ -119,3 +119,16 @@ def test_a_prompt_beyond_the_llms_context_says_how_many_minutes_fit(tiny_checkpo
     audio, _ = real_recording_with_pauses()
     with pytest.raises(ValueError, match=r"context is 200: about \d+ minutes of audio fit in one prompt"):
         pipe(audio, task="answer", question="What is said?", sampling_rate=RATE, max_new_tokens=2)
+
+
+def test_a_list_longer_than_one_decoding_group_keeps_its_order(tiny_checkpoint):
+    """Inputs are decoded a group at a time (4 × batch_size): across groups, outputs stay in input order."""
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
+
+    pipe = pipeline("speech-instruct", model=tiny_checkpoint)
+    audio, _ = real_recording_with_pauses(rounds=1)
+    clips = [audio[i * RATE : (i + 1 + i % 3) * RATE] for i in range(6)]
+    kwargs = dict(task="transcribe", sampling_rate=RATE, max_new_tokens=4, generate_kwargs={"min_new_tokens": 4})
+    assert pipe(clips, batch_size=1, **kwargs) == [pipe(clip, **kwargs) for clip in clips]
