@@ -103,6 +103,12 @@ class SpeechInstructPipeline(Pipeline):
         kwargs["sampling_rate"] = rate
         pieces = [self.segments(clip, mode) for clip in clips]
         flat = [clip[start:end] for clip, bounds in zip(clips, pieces) for start, end in bounds]
+        if kwargs.get("streamer") is not None and len(flat) > 1:
+            raise ValueError(
+                f"a streamer follows one generation, but this call makes {len(flat)} (long audio in segments, or several "
+                "inputs): stream one input at a time, segment by segment (pipe.segments gives them; the demo page does "
+                "this), or pass long_audio='one_prompt'"
+            )
         texts = iter(super().__call__(flat, *args, audio_mode=mode, **kwargs))
         results = []
         for bounds in pieces:

@@ -55,6 +55,17 @@ def part_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def default_dir(part_cache, tmp_path_factory):
+    """The embedded default built from the real parts and the shipped weights, as the main job builds it."""
+    from build_default_model import build_default
+
+    path = str(tmp_path_factory.mktemp("default"))
+    torch.manual_seed(0)
+    build_default(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def seamless_checkpoint(tmp_path_factory):
     from make_tiny_checkpoint import build_tiny
 

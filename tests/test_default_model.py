@@ -17,14 +17,6 @@ from build_default_model import WEIGHTS_DIR, build_default
 from evaluation.arctic import ARCTIC
 
 
-@pytest.fixture(scope="module")
-def default_dir(part_cache, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("default"))
-    torch.manual_seed(0)
-    build_default(path)
-    return path
-
-
 def test_the_built_default_carries_the_shipped_weights(default_dir):
     shipped = load_file(os.path.join(WEIGHTS_DIR, "weights.safetensors"))
     assert any(".lora_A." in name for name in shipped) and any(name.startswith("multi_modal_projector.") for name in shipped)
