@@ -200,6 +200,12 @@ class SpeechLLMProcessor(ProcessorMixin):
         window = getattr(self.feature_extractor, "n_samples", None)  # Whisper's fixed 30 s window
         return min(limit, window) if window else limit
 
+    def limit_reason(self) -> str:
+        window = getattr(self.feature_extractor, "n_samples", None)
+        if window and window <= self.max_audio_seconds * self.sampling_rate:
+            return f"the encoder's {window / self.sampling_rate:.0f} s window"
+        return "max_audio_seconds, which you can raise: processor.max_audio_seconds = ..."
+
     def num_audio_tokens(self, feature_lengths):
         return speech_output_lengths(feature_lengths, self.feature_stride, self.frame_average, self.mapper_strides)
 
@@ -210,8 +216,10 @@ class SpeechLLMProcessor(ProcessorMixin):
             if len(clip) > self.max_samples and not windowed:
                 raise AudioError(
                     f"audio {i} lasts {len(clip) / self.sampling_rate:.1f} s, longer than the maximum "
-                    f"{self.max_samples / self.sampling_rate:.1f} s the model takes in one piece: the pipeline runs it "
-                    "segment by segment (pipe(audio, task='transcribe'), or long_audio='segments'), or split it first",
+                    f"{self.max_samples / self.sampling_rate:.1f} s the model takes in one piece ({self.limit_reason()}): "
+                    "the pipeline runs it segment by segment (long_audio='segments', the default for transcripts and "
+                    "translations) or in one prompt (long_audio='one_prompt', for questions about all of it); the "
+                    "processor takes it with long_audio='one_prompt'; for training, split it first",
                     "audio too long",
                 )
         return clips

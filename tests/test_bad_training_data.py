@@ -38,6 +38,7 @@ def bad_matrix(tmp_path):
     soundfile.write(tmp_path / "nan.wav", nan_clip, 16000, subtype="FLOAT")
     soundfile.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
     (tmp_path / "notes.wav").write_text("this is not audio")
+    soundfile.write(tmp_path / "long.wav", make_audio(31.0, seed=8), 16000)  # over the tiny model's 30 s
     rows = [{"id": f"good{i}", "audio": f"good{i}.wav", "transcript": text, "task": "asr"} for i, text in enumerate(GOOD)]
     rows += [
         {"id": "stereo-44k", "audio": "stereo.wav", "transcript": "two channels", "task": "asr"},
@@ -45,6 +46,7 @@ def bad_matrix(tmp_path):
         {"id": "not-audio", "audio": "notes.wav", "transcript": "x", "task": "asr"},
         {"id": "empty", "audio": "empty.wav", "transcript": "x", "task": "asr"},
         {"id": "nan", "audio": "nan.wav", "transcript": "x", "task": "asr"},
+        {"id": "too-long", "audio": "long.wav", "transcript": "x", "task": "asr"},
         {"id": "no-transcript", "audio": "good0.wav", "task": "asr"},
         {"id": "odd-task", "audio": "good0.wav", "transcript": "x", "task": "summarise"},
     ]
@@ -57,14 +59,16 @@ def test_bad_rows_are_skipped_and_counted_by_reason_while_the_rest_trains(bad_ma
     assert sorted(trainer.train_dataset["id"]) == ["good0", "good1", "stereo-44k"]  # stereo 44.1 kHz converted, kept
     text = caplog.text
     assert (
-        "train: 3 of 9 rows usable, 6 skipped as bad (1 audio file does not exist, 1 not an audio file, 1 empty audio, "
-        "1 NaN or infinite samples, 1 asr row without transcript, 1 unknown task), 0 with no task for this stage"
+        "train: 3 of 10 rows usable, 7 skipped as bad (1 audio file does not exist, 1 not an audio file, 1 empty audio, "
+        "1 NaN or infinite samples, 1 audio too long, 1 asr row without transcript, 1 unknown task), 0 with no task for "
+        "this stage"
     ) in text
     for row_id, says in [
         ("missing-file", "nowhere.wav' does not exist"),
         ("not-audio", "cannot decode audio"),
         ("empty", "audio has 0 samples"),
         ("nan", "contains NaN or infinite samples"),
+        ("too-long", "lasts 31.0 s, longer than the maximum 30.0 s"),
         ("no-transcript", "task asr needs transcript"),
         ("odd-task", "unknown task 'summarise'"),
     ]:

@@ -1,5 +1,6 @@
 """The processor and the pipeline: every audio input form, the prompt, and a clear error for each bad input."""
 
+import copy
 import io
 
 import numpy as np
@@ -63,8 +64,24 @@ def test_too_short_and_too_long_audio_are_refused(tiny):
     _, processor = tiny
     with pytest.raises(ValueError, match=r"audio 1 is too short \(0\.020 s\)"):
         processor(text=[processor.audio_token] * 2, audio=[make_audio(1.0), make_audio(0.02)], sampling_rate=16000)
-    with pytest.raises(ValueError, match=r"audio 0 lasts 31\.0 s, longer than the maximum 30\.0 s"):
+    with pytest.raises(ValueError, match=r"audio 0 lasts 31\.0 s, longer than the maximum 30\.0 s .*max_audio_seconds, "
+                       r"which you can raise.*long_audio='segments'.*long_audio='one_prompt'"):
         processor(text=processor.audio_token, audio=make_audio(31.0), sampling_rate=16000)
+
+
+def test_max_audio_seconds_is_a_limit_the_user_can_raise_up_to_the_encoders_window(tiny, tiny_whisper):
+    processor = copy.deepcopy(tiny[1])  # Seamless: no window of its own
+    processor.max_audio_seconds = 40
+    placeholders = [
+        int((processor(text=processor.audio_token, audio=make_audio(seconds), sampling_rate=16000)["input_ids"]
+             == processor.audio_token_id).sum())
+        for seconds in (29.0, 31.0, 39.0)
+    ]
+    assert placeholders[0] < placeholders[1] < placeholders[2]  # all of it taken, nothing cut at 30 s
+    whisper = copy.deepcopy(tiny_whisper[1])
+    whisper.max_audio_seconds = 40
+    with pytest.raises(ValueError, match=r"longer than the maximum 30\.0 s .*the encoder's 30 s window"):
+        whisper(text=whisper.audio_token, audio=make_audio(31.0), sampling_rate=16000)
 
 
 def test_placeholder_and_audio_counts_must_match(tiny):
