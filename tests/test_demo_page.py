@@ -7,9 +7,9 @@ import time
 import pytest
 import soundfile
 from conftest import ROOT
-from test_long_audio import RATE, real_recording_with_pauses
 
 from evaluation.arctic import ARCTIC
+from evaluation.recordings import RATE, real_recording_with_pauses
 
 SCREENSHOT = os.path.join(ROOT, "outputs", "demo_page.png")  # README's picture: assets/demo_page.png is a copy of it
 

@@ -1,32 +1,11 @@
 """Where long audio is cut into segments: in pauses, near the target length, never over the limit, nothing lost."""
 
-import glob
-import os
-
 import numpy as np
 import pytest
-import soundfile
 import torch
-from conftest import ROOT
 
+from evaluation.recordings import RATE, real_recording_with_pauses
 from long_audio import segment_bounds
-
-RATE = 16000
-
-
-def real_recording_with_pauses(pause_seconds: float = 0.6, rounds: int = 3) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Every real clip in assets/ (16 kHz, 48 s in all), `rounds` times over, joined with a pause after each: > 2
-    minutes; and where the pauses are."""
-    paths = sorted(glob.glob(os.path.join(ROOT, "assets", "**", "*.wav"), recursive=True)) * rounds
-    pieces, pauses, at = [], [], 0
-    for path in paths:
-        clip, rate = soundfile.read(path, dtype="float32")
-        assert rate == RATE, path
-        pause = np.zeros(int(pause_seconds * RATE), dtype=np.float32)
-        pieces += [clip, pause]
-        pauses.append((at + len(clip), at + len(clip) + len(pause)))
-        at += len(clip) + len(pause)
-    return np.concatenate(pieces), pauses
 
 
 def test_cuts_fall_in_the_pauses_between_real_recordings():
@@ -132,3 +111,33 @@ def test_a_list_longer_than_one_decoding_group_keeps_its_order(tiny_checkpoint):
     clips = [audio[i * RATE : (i + 1 + i % 3) * RATE] for i in range(6)]
     kwargs = dict(task="transcribe", sampling_rate=RATE, max_new_tokens=4, generate_kwargs={"min_new_tokens": 4})
     assert pipe(clips, batch_size=1, **kwargs) == [pipe(clip, **kwargs) for clip in clips]
+
+
+def test_ten_minutes_are_never_turned_into_features_at_once(tiny_checkpoint):
+    """Memory stays bounded: whatever the recording's length, the feature extractor sees at most one batch of
+    window-sized clips per call, in either mode."""
+    from transformers import pipeline
+
+    import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
+
+    pipe = pipeline("speech-instruct", model=tiny_checkpoint)
+    extractor = pipe.processor.feature_extractor
+    calls = []
+    original = type(extractor).__call__
+
+    def recording_call(self, clips, *args, **kwargs):
+        calls.append([len(clip) for clip in clips])
+        return original(self, clips, *args, **kwargs)
+
+    audio = np.random.default_rng(1).normal(0, 0.05, 600 * RATE).astype(np.float32)
+    limit = pipe.processor.max_samples
+    try:
+        type(extractor).__call__ = recording_call
+        pipe(audio, task="transcribe", sampling_rate=RATE, batch_size=4, max_new_tokens=1)
+        segment_calls, calls[:] = list(calls), []
+        pipe(audio[: 240 * RATE], instruction="What is said?", sampling_rate=RATE, max_new_tokens=1)  # fits the context
+    finally:
+        type(extractor).__call__ = original
+    assert sum(map(len, segment_calls)) >= 600 * RATE // limit  # every segment went through, a batch at a time
+    assert max(map(len, segment_calls)) <= 4 and max(max(c) for c in segment_calls) <= limit
+    assert sum(map(len, calls)) == -(-240 * RATE // limit) and max(max(c) for c in calls) <= limit  # one prompt: windows
