@@ -7,7 +7,9 @@
 2. inference (LoRA merged, as the evaluation runs it; the gain of merging measured first): generate overhead against
    the bare LLM, utterances/s at batch 1/4/8/16, real-time factor against Whisper tiny.en's own generate;
 3. the encoder-feature cache: a stage-A epoch cold against warm;
-4. ZeRO-2 against ZeRO-3 on 2 CPU processes.
+4. ZeRO-2 against ZeRO-3 on 2 CPU processes;
+5. long audio: minutes that fit in one prompt (the default, Llama-3.1-8B shapes), and a long real recording's
+   real-time factor segment by segment at batch 1 and 8, and in one prompt.
 Each part runs in a process of its own (its memory is its own, and no two parts share the cores). A table is printed
 at the end and, as the LAST line, one JSON object with the headline ratios. `--quick` stays under ~10 minutes.
 """
@@ -25,8 +27,8 @@ from common import ROOT, WORK_DIR, default_checkpoint, last_json_line  # noqa: E
 
 BENCH = os.path.join(ROOT, "bench")
 SETTINGS = {
-    True: {"steps": 3, "steps_1b": 1, "batch_1b": 4, "cache_clips": 16, "zero_steps": 4, "inference": ["--quick"]},
-    False: {"steps": 7, "steps_1b": 3, "batch_1b": 8, "cache_clips": 64, "zero_steps": 10, "inference": []},
+    True: {"steps": 3, "steps_1b": 1, "batch_1b": 4, "cache_clips": 16, "zero_steps": 4, "inference": ["--quick"], "long_audio_rounds": 1},
+    False: {"steps": 7, "steps_1b": 3, "batch_1b": 8, "cache_clips": 64, "zero_steps": 10, "inference": [], "long_audio_rounds": 3},
 }
 
 
@@ -83,6 +85,12 @@ def table(results: dict) -> str:
     if "zero" in results:
         zero = results["zero"]
         rows.append(("ZeRO-2 vs ZeRO-3, per process (2 procs)", f"{zero['zero2']['peak_rss_gib']:.2f} vs {zero['zero3']['peak_rss_gib']:.2f} GiB", f"step {zero['zero2']['step_s']:.2f} vs {zero['zero3']['step_s']:.2f} s", ""))
+    if "long_audio" in results:
+        long = results["long_audio"]
+        fits = long["minutes_per_prompt"]
+        rows.append(("minutes of audio in one prompt: default / Llama-3.1-8B", f"{fits['default']['minutes']:.0f} / {fits['llama_3_1_8b_paper_shapes']['minutes']:.0f} min", f"{fits['default']['audio_tokens_per_minute']:.0f} audio tokens a minute", ""))
+        rows.append((f"long recording ({long['audio_seconds']:.0f} s, {long['segments']} segments): RTF batch 1 / 8", f"{long['rtf']['segments_batch1']:.2f} / {long['rtf']['segments_batch8']:.2f}", f"batch 8: {long['segments_batch8_speedup']:.1f}× batch 1", ""))
+        rows.append(("  in one prompt (a question), RTF", f"{long['rtf']['one_prompt_question']:.2f}", "", ""))
     width = [max(len(row[i]) for row in rows) for i in range(4)]
     header = ("measure", "measured", "ratio", "goal")
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(header, width)), "-+-".join("-" * w for w in width)]
@@ -97,6 +105,8 @@ def headline(results: dict) -> dict:
     summary.update({key: round(inference[key], 3) for key in ("lora_merge_speedup", "generate_overhead", "batch8_speedup", "batch8_ceiling", "rtf", "whisper_tiny_rtf")})
     if "feature_cache" in results:
         summary["cache_speedup"] = round(results["feature_cache"]["cache_speedup"], 3)
+    if "long_audio" in results:
+        summary["long_audio_rtf_batch8"] = round(results["long_audio"]["rtf"]["segments_batch8"], 3)
     if "zero" in results:
         summary["zero3_memory_ratio"] = round(results["zero"]["zero3_memory_ratio"], 3)
     return summary
@@ -106,7 +116,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and steps: under ~10 minutes on 2 cores")
     parser.add_argument("--output", default=os.path.join(WORK_DIR, "results.json"))
-    parser.add_argument("--skip", nargs="*", default=[], choices=["feature_cache", "zero"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["feature_cache", "zero", "long_audio"])
     args = parser.parse_args()
     settings = SETTINGS[args.quick]
     started = time.time()
@@ -119,6 +129,7 @@ def main():
     optional = {
         "feature_cache": ("feature_cache.py", "--clips", str(settings["cache_clips"])),
         "zero": ("zero.py", "--steps", str(settings["zero_steps"])),
+        "long_audio": ("long_audio.py", "--rounds", str(settings["long_audio_rounds"])),
     }
     for name, command in optional.items():
         if name in args.skip:
