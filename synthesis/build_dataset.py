@@ -155,12 +155,14 @@ def plan(
     return clips[:limit]
 
 
-def synthesise(clips: list[dict], output_dir: str) -> None:
+def synthesise(clips: list[dict], output_dir: str, from_the_end: bool = False) -> None:
     speaker = Speaker()
     missing = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
     print(f"{len(clips) - len(missing)} of {len(clips)} clips already spoken, {len(missing)} to speak")
-    for clip in tqdm(missing, desc="speaking", unit="clip"):
+    for clip in tqdm(missing[::-1] if from_the_end else missing, desc="speaking", unit="clip"):
         path = clip_path(output_dir, clip)
+        if os.path.exists(path):  # spoken meanwhile by a build working from the other end
+            continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
         samples = speaker.speak(clip["text"], clip["voice"])
         temporary = path + ".partial.wav"
@@ -172,10 +174,11 @@ def clip_path(output_dir: str, clip: dict) -> str:
     return os.path.join(output_dir, "audio", clip["split"], clip["id"] + ".wav")
 
 
-def augment(clips: list[dict], output_dir: str, fraction: float, seed: int) -> None:
+def augment(clips: list[dict], output_dir: str, fraction: float, seed: int, from_the_end: bool = False) -> int:
     """Second pass, once every clip is spoken: a `fraction` of the training clips (chosen by the seed) get an
     augmented copy, {id}.aug.wav, with babble from other training clips; what was applied is kept beside it in
-    {id}.aug.json. Test clips stay clean. Resumable like the first pass."""
+    {id}.aug.json. Test clips stay clean. Resumable like the first pass. Returns how many chosen clips are still
+    being made by another build (0 when all are done)."""
     from synthesis.augmentation import Augmenter
 
     training = [c for c in clips if c["split"] == "train"]
@@ -184,15 +187,21 @@ def augment(clips: list[dict], output_dir: str, fraction: float, seed: int) -> N
     missing = [c for c in chosen if not os.path.exists(augmented_path(output_dir, c, ".json"))]
     print(f"{len(chosen) - len(missing)} of {len(chosen)} augmented clips already made, {len(missing)} to make")
     augmenter = Augmenter(babble=babble) if missing else None
-    for clip in tqdm(missing, desc="augmenting", unit="clip"):
+    for clip in tqdm(missing[::-1] if from_the_end else missing, desc="augmenting", unit="clip"):
+        if os.path.exists(augmented_path(output_dir, clip, ".json")):  # made meanwhile by the other build
+            continue
         samples, _ = soundfile.read(clip_path(output_dir, clip), dtype="float32")
         digest = int(hashlib.sha1(f"{seed}:{clip['id']}".encode()).hexdigest()[:8], 16)
         noisy, applied = augmenter(samples, seed=digest)
         write_atomically(augmented_path(output_dir, clip, ".wav"), lambda path: soundfile.write(path, noisy, SAMPLING_RATE, format="WAV"))
         write_atomically(augmented_path(output_dir, clip, ".json"), lambda path: open(path, "w").write(json.dumps(applied)))
+    unfinished = [c for c in chosen if not os.path.exists(augmented_path(output_dir, c, ".json"))]
+    if unfinished:  # the other build is still writing them; it writes the manifests
+        return len(unfinished)
     for clip in chosen:
         with open(augmented_path(output_dir, clip, ".json")) as handle:
             clip["augmentation"] = json.load(handle)
+    return 0
 
 
 def augmented_path(output_dir: str, clip: dict, extension: str) -> str:
@@ -268,7 +277,7 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
           version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0, texts=None,
-          questions_path=None):
+          questions_path=None, from_the_end=False):
     """v1: the talks' chunks. v2: `texts` (default: synthesis.genres.selection(), every genre), with the LLM's
     questions from `questions_path` and ST rows from `translations_path` where those caches have the text."""
     extended = version != "v1"
@@ -284,10 +293,17 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
         chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None
     clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated)
     with timed(output_dir, "speaking"):
-        synthesise(clips, output_dir)
+        synthesise(clips, output_dir, from_the_end)
+    unspoken = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
+    if unspoken:
+        print(f"{len(unspoken)} clips are still being spoken by another build: it augments and writes the manifests")
+        return clips
     if augment_fraction > 0:
         with timed(output_dir, "augmenting"):
-            augment(clips, output_dir, augment_fraction, seed)
+            unfinished = augment(clips, output_dir, augment_fraction, seed, from_the_end)
+        if unfinished:
+            print(f"{unfinished} augmented clips are still being made by another build: it writes the manifests")
+            return clips
     translations = None
     if translations_path:
         from synthesis.translation import read_translations
@@ -330,6 +346,9 @@ def main():
     parser.add_argument("--translations", help="a translations cache (synthesis/translations.jsonl): adds ST rows and MT/QA manifests")
     parser.add_argument("--unanswerable_fraction", type=float, default=0.0, help="share of clips given a question it cannot answer")
     parser.add_argument("--questions", help="an LLM questions cache (synthesis/questions.jsonl): adds `generated` SQA rows")
+    parser.add_argument("--from_the_end", action="store_true",
+                        help="speak and augment from the last clip backwards: started beside a running build of the same "
+                             "data, the two share the work (each skips what the other made); the last to finish writes the manifests")
     parser.add_argument("--texts_per_genre", type=parse_counts,
                         help="v2: texts of each genre, e.g. talk=1500,prose=1200 (default synthesis.genres.V2_TEXTS)")
     args = parser.parse_args()
@@ -339,7 +358,8 @@ def main():
 
         texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
-          args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions)
+          args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions,
+          args.from_the_end)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,20 @@ def test_synthesis_is_deterministic_and_resumes(tmp_path, capsys):
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
+def test_a_build_from_the_end_shares_the_work_with_one_running_forwards(tmp_path, capsys):
+    path, _ = talks_file(tmp_path, count=4)
+    build(str(tmp_path / "a"), path, seed=3, limit=8)
+    reference = digest(tmp_path / "a")
+    spoken = sorted((tmp_path / "a").rglob("*.wav"), key=lambda p: p.stat().st_mtime)
+    for later in spoken[3:]:  # a forward build was stopped after its first 3 clips ...
+        later.unlink()
+    (tmp_path / "a" / "train.jsonl").unlink()
+    capsys.readouterr()
+    build(str(tmp_path / "a"), path, seed=3, limit=8, from_the_end=True)  # ... and the other end takes the rest
+    assert "3 of 8 clips already spoken, 5 to speak" in capsys.readouterr().out
+    assert digest(tmp_path / "a") == reference and (tmp_path / "a" / "train.jsonl").exists()
+
+
 def test_synthesised_data_feeds_train_py(tmp_path, seamless_checkpoint):
     from training.data import keep_usable_rows, read_rows
     from processing_speechllm import SpeechLLMProcessor
