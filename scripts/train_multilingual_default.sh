@@ -4,6 +4,7 @@
 # from its newest checkpoint-N. After each finished stage its trainable weights (mapper + LoRA, fp16, tens of MB) go
 # to progress/, to be committed, so that another machine can continue (RECIPE.md says how).
 #   scripts/train_multilingual_default.sh            # needs the v2 build in outputs/fakacl-v2 (synthesis/DATA.md)
+# A and B run side by side (outputs/multilingual-stage-{a,b}.log), then C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -12,13 +13,30 @@ BASE=outputs/multilingual-base
 if [ ! -f "$BASE/config.json" ]; then
   "$PYTHON" scripts/build_default_model.py "$BASE" --base-only --settings configs/multilingual_default.json
 fi
-for stage in a b c; do
-  output=outputs/multilingual-stage-$stage
+run_stage() {  # stage letter, then how to run it (a command prefix, e.g. taskset -c 0)
+  local stage=$1 output=outputs/multilingual-stage-$1
+  shift
   if [ ! -f "$output/config.json" ]; then
-    "$PYTHON" train.py "configs/multilingual_stage_$stage.yaml" --resume_from_checkpoint latest
+    "$@" "$PYTHON" train.py "configs/multilingual_stage_$stage.yaml" --resume_from_checkpoint latest
   fi
-  snapshot=progress/multilingual-stage-$stage.safetensors
+  local snapshot=progress/multilingual-stage-$stage.safetensors
   if [ ! -f "$snapshot" ]; then
     "$PYTHON" scripts/export_default_weights.py "$output" --output "$snapshot"
   fi
-done
+}
+
+# A (mapper, no LLM) and B (text-only LoRA) need nothing of each other, as in the papers: on a machine of a few cores
+# they run side by side, a core each (small CPU steps use one thread about as well as two), logs beside their outputs.
+cores=$(nproc)
+if [ "$cores" -ge 2 ] && command -v taskset > /dev/null; then
+  half=$((cores / 2))
+  OMP_NUM_THREADS=$half run_stage a taskset -c 0-$((half - 1)) > outputs/multilingual-stage-a.log 2>&1 &
+  first=$!
+  OMP_NUM_THREADS=$half run_stage b taskset -c $half-$((cores - 1)) > outputs/multilingual-stage-b.log 2>&1 &
+  second=$!
+  wait "$first" && wait "$second"
+else
+  run_stage a env
+  run_stage b env
+fi
+run_stage c env
