@@ -72,15 +72,15 @@ def test_transcribing_in_the_browser_shows_the_pipelines_text(default_pipe):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_long_recording_streams_segment_by_segment_to_the_pipelines_text(tiny_checkpoint):
+def test_a_long_recording_streams_segment_by_segment_to_the_pipelines_text(seamless_checkpoint, tmp_path):
     from transformers import pipeline
 
     import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
     from demo_page import Responder
 
-    pipe = pipeline("speech-instruct", model=tiny_checkpoint)
+    pipe = pipeline("speech-instruct", model=seamless_checkpoint)
     audio, _ = real_recording_with_pauses(rounds=3)
-    path = os.path.join(os.path.dirname(tiny_checkpoint), "long.wav")
+    path = str(tmp_path / "long.wav")
     soundfile.write(path, audio, RATE)
     kwargs = dict(max_new_tokens=4)
     updates = list(Responder(pipe, **kwargs).respond("transcribe", path, "de", "", "", progress=lambda *a, **k: None))
@@ -91,14 +91,14 @@ def test_a_long_recording_streams_segment_by_segment_to_the_pipelines_text(tiny_
     assert len(set(texts)) > len(pipe.segments(audio, "segments"))  # it grew piece by piece, not once per segment
 
 
-def test_a_click_without_what_it_needs_is_a_message_on_the_page(tiny_checkpoint):
+def test_a_click_without_what_it_needs_is_a_message_on_the_page(seamless_checkpoint):
     import gradio as gr
     from transformers import pipeline
 
     import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
     from demo_page import Responder
 
-    responder = Responder(pipeline("speech-instruct", model=tiny_checkpoint))
+    responder = Responder(pipeline("speech-instruct", model=seamless_checkpoint))
     with pytest.raises(gr.Error, match="Upload or record"):
         next(responder.respond("transcribe", None, "de", "", ""))
     with pytest.raises(gr.Error, match="Write a question"):
