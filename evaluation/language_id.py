@@ -2,6 +2,9 @@
 project is asked for and those it most often drifts into (a closed set is far more accurate on short outputs)."""
 
 CANDIDATES = ("en", "de", "it", "zh", "fr", "es", "nl", "pt", "ja")
+# English names of the languages the project speaks of (prompts, the main job's verdicts, the demo page's menu)
+LANGUAGE_NAMES = {"en": "English", "de": "German", "it": "Italian", "zh": "Chinese", "fr": "French", "es": "Spanish",
+                  "nl": "Dutch", "pt": "Portuguese", "ja": "Japanese"}
 
 
 def identify(texts: list[str]) -> list[str]:

@@ -20,9 +20,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 from evaluation.arctic import ARCTIC  # noqa: E402
-from evaluation.language_id import identify  # noqa: E402
-
-LANGUAGE_NAMES = {"de": "German", "it": "Italian", "zh": "Chinese", "en": "English"}
+from evaluation.language_id import LANGUAGE_NAMES, identify  # noqa: E402
 
 
 def tiny_checkpoint(path: str) -> str:

@@ -22,9 +22,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
+from evaluation.language_id import LANGUAGE_NAMES  # noqa: E402
 from processing_speechllm import TRANSLATE_INSTRUCTIONS, load_audio  # noqa: E402
 
-LANGUAGE_NAMES = {"de": "German", "it": "Italian", "zh": "Chinese", "en": "English", "fr": "French", "es": "Spanish"}
 # The system's three target languages first; any other language the processor has an instruction for after them.
 LANGUAGES = [(LANGUAGE_NAMES.get(code, code), code) for code in sorted(TRANSLATE_INSTRUCTIONS, key=lambda c: (c not in ("de", "it", "zh"), c))]
 

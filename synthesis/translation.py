@@ -22,13 +22,12 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from evaluation.language_id import identify  # noqa: E402
+from evaluation.language_id import LANGUAGE_NAMES, identify  # noqa: E402
 from synthesis.jsonl import append_rows, read_rows  # noqa: E402
 from synthesis.llm import DEFAULT_WRITER, WRITERS, InstructLLM, load_writer  # noqa: E402
 
 TRANSLATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "translations.jsonl")
 LANGUAGES = ("de", "it", "zh")
-LANGUAGE_NAMES = {"de": "German", "it": "Italian", "zh": "Chinese", "en": "English"}
 # Characters of translation per character of English: measured ranges are ~1.0-1.4 for de/it and ~0.25-0.45 for zh;
 # a translation outside [low, high] is cut short or runs on.
 LENGTH_RATIO = {"de": (0.6, 2.0), "it": (0.6, 2.0), "zh": (0.12, 0.9)}
