@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from synthesis.speak import FAMILY_SHARES, SAMPLING_RATE, VOICE_SETS, Speaker, pick_voices  # noqa: E402
+from synthesis.speech_cache import SpeechCache  # noqa: E402
 from synthesis.write_talks import clean_sentences  # noqa: E402
 
 DEFAULT_TALKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "talks.jsonl")
@@ -155,16 +156,23 @@ def plan(
     return clips[:limit]
 
 
-def synthesise(clips: list[dict], output_dir: str, from_the_end: bool = False) -> None:
+def synthesise(clips: list[dict], output_dir: str, from_the_end: bool = False, speech_cache: str | None = None) -> None:
+    """Speaks every clip not on disk yet. With `speech_cache` (synthesis.speech_cache), a clip kept there is restored
+    instead of spoken, and a newly spoken one is kept there (to be committed) and written as the cache gives it back."""
     speaker = Speaker()
+    cache = SpeechCache(speech_cache, SAMPLING_RATE) if speech_cache else None
     missing = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
-    print(f"{len(clips) - len(missing)} of {len(clips)} clips already spoken, {len(missing)} to speak")
+    print(f"{len(clips) - len(missing)} of {len(clips)} clips already spoken, {len(missing)} to speak or restore")
     for clip in tqdm(missing[::-1] if from_the_end else missing, desc="speaking", unit="clip"):
         path = clip_path(output_dir, clip)
         if os.path.exists(path):  # spoken meanwhile by a build working from the other end
             continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        samples = speaker.speak(clip["text"], clip["voice"])
+        samples = cache.load(clip["text"], clip["voice"].key) if cache else None
+        if samples is None:
+            samples = speaker.speak(clip["text"], clip["voice"])
+            if cache:
+                samples = cache.store(samples, clip["text"], clip["voice"].key)
         temporary = path + ".partial.wav"
         soundfile.write(temporary, samples, SAMPLING_RATE)
         os.replace(temporary, path)
@@ -277,7 +285,7 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
           version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0, texts=None,
-          questions_path=None, from_the_end=False):
+          questions_path=None, from_the_end=False, speech_cache=None):
     """v1: the talks' chunks. v2: `texts` (default: synthesis.genres.selection(), every genre), with the LLM's
     questions from `questions_path` and ST rows from `translations_path` where those caches have the text."""
     extended = version != "v1"
@@ -293,7 +301,7 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
         chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None
     clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated)
     with timed(output_dir, "speaking"):
-        synthesise(clips, output_dir, from_the_end)
+        synthesise(clips, output_dir, from_the_end, speech_cache)
     unspoken = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
     if unspoken:
         print(f"{len(unspoken)} clips are still being spoken by another build: it augments and writes the manifests")
@@ -351,6 +359,8 @@ def main():
                              "data, the two share the work (each skips what the other made); the last to finish writes the manifests")
     parser.add_argument("--texts_per_genre", type=parse_counts,
                         help="v2: texts of each genre, e.g. talk=1500,prose=1200 (default synthesis.genres.V2_TEXTS)")
+    parser.add_argument("--speech_cache", help="restore clips kept in this directory instead of speaking them, and keep the "
+                                                   "ones spoken (Opus; synthesis/spoken/v2 is the v2 build's, committed)")
     args = parser.parse_args()
     texts = None
     if args.texts_per_genre:
@@ -359,7 +369,7 @@ def main():
         texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
           args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions,
-          args.from_the_end)
+          args.from_the_end, args.speech_cache)
 
 
 if __name__ == "__main__":

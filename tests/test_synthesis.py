@@ -215,3 +215,41 @@ def test_v2_voices_are_drawn_by_family_share():
         assert abs(first[family] / 2000 - share) < 0.03, (family, first)
     again = random.Random(0)
     assert [pick_voices(again, train_voices, 2, FAMILY_SHARES["v2"]) for _ in range(2000)] == drawn
+
+
+def test_a_speech_cache_restores_a_build_on_another_machine_without_speaking(tmp_path, monkeypatch, capsys):
+    path, _ = talks_file(tmp_path, count=4)
+    cache = str(tmp_path / "spoken")
+    build(str(tmp_path / "first"), path, seed=3, limit=6, speech_cache=cache)
+    kept = sorted((tmp_path / "spoken").rglob("*.opus"))
+    assert len(kept) == 6
+    wavs = sorted((tmp_path / "first").rglob("*.wav"))
+    assert sum(p.stat().st_size for p in kept) < sum(p.stat().st_size for p in wavs) / 8  # ~24 kbit/s against 256
+
+    def must_not_speak(self, text, voice):
+        raise AssertionError(f"spoke {text!r} again although the cache keeps it")
+
+    monkeypatch.setattr(Speaker, "speak", must_not_speak)
+    build(str(tmp_path / "second"), path, seed=3, limit=6, speech_cache=cache)
+    assert digest(tmp_path / "second") == digest(tmp_path / "first")  # the speaking machine wrote what the cache gives back
+    assert (tmp_path / "second" / "train.jsonl").read_text() == (tmp_path / "first" / "train.jsonl").read_text()
+
+
+def test_speech_kept_in_the_cache_stays_intelligible_to_whisper(tmp_path):
+    from conversion.parts import whisper_tiny_en
+    from evaluation.run import WhisperTranscriber, load_metric
+    from synthesis.speech_cache import SpeechCache
+
+    sentences = ["The model listens to the talk and writes the translation directly.",
+                 "We tested it on three languages and the results improved by four points."]
+    speaker, cache = Speaker(), SpeechCache(str(tmp_path), 16000)
+    voice = Voice.from_key("kokoro:kokoro-kumo:1.0:50")
+    spoken = [speaker.speak(text, voice) for text in sentences]
+    kept = [cache.store(samples, text, voice.key) for samples, text in zip(spoken, sentences)]
+    assert all(k.shape == s.shape for k, s in zip(kept, spoken))
+    assert all((cache.load(text, voice.key) == k).all() for text, k in zip(sentences, kept))
+    assert cache.load(sentences[0], "another:voice") is None
+    transcriber, wer = WhisperTranscriber(whisper_tiny_en()), load_metric("normalised_wer")
+    original = wer.compute(predictions=transcriber(spoken), references=sentences)["wer"]
+    restored = wer.compute(predictions=transcriber(kept), references=sentences)["wer"]
+    assert restored <= original + 0.05, (original, restored)
