@@ -151,9 +151,11 @@ def test_stage_joint_loss_falls_and_greedy_survives_reload(seamless_checkpoint, 
     assert before.tolist() == after.tolist()
 
 
-def test_stage_joint_under_bf16_autocast_learns_and_saves_fp32_weights(seamless_checkpoint, manifest, tmp_path):
+def test_stage_joint_under_bf16_autocast_learns_and_saves_fp32_weights(seamless_checkpoint, manifest, tmp_path, monkeypatch):
     """`bf16: true` on a CPU (AMX machines run bf16 matmuls several times faster, bench/llm_training_step.py):
-    autocast in the steps, the weights themselves stay fp32."""
+    autocast in the steps, the weights themselves stay fp32. (Forced on CPUs without AVX-512 too, where the run
+    itself would fall back to fp32: this tests the bf16 path, not the machine.)"""
+    monkeypatch.setattr(train, "cpu_has_fast_bf16", lambda: True)
     trainer = run_stage(
         "joint", seamless_checkpoint, manifest, tmp_path / "c", "--mapper_learning_rate", "3e-3",
         "--lora_learning_rate", "2e-3", "--loss_sigma", "0.5", "--bf16", "true", "--use_cpu", "true", steps=20,
@@ -163,6 +165,17 @@ def test_stage_joint_under_bf16_autocast_learns_and_saves_fp32_weights(seamless_
     assert trainer.accelerator.mixed_precision == "bf16"
     saved = SpeechLLMForConditionalGeneration.from_pretrained(tmp_path / "c")
     assert {p.dtype for p in saved.multi_modal_projector.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bf16_falls_back_to_fp32_only_where_the_cpu_would_emulate_it(fast, monkeypatch, caplog):
+    monkeypatch.setattr(train, "cpu_has_fast_bf16", lambda: fast)
+    _, args = train.parse_arguments(["--stage", "text", "--model_name_or_path", "m", "--train_file", "t.jsonl",
+                                     "--output_dir", "o", "--bf16", "true", "--use_cpu", "true"])
+    with caplog.at_level(logging.WARNING, logger="speechllm.train"):
+        train.fall_back_from_emulated_bf16(args)
+    assert args.bf16 is fast
+    assert ("training in fp32" in caplog.text) is not fast
 
 
 def test_task_sampler_pairs_each_st_batch_with_its_mt_twin_on_the_same_process(seamless_checkpoint, manifest):
