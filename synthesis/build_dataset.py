@@ -222,26 +222,38 @@ def write_atomically(path: str, write) -> None:
     os.replace(temporary, path)
 
 
-def rows_for(clip: dict, translations: dict | None = None, extended: bool = False) -> list[dict]:
+def heard_copies(clip: dict, keep_clean: bool = False) -> list[tuple[str, bool]]:
+    """(row-id suffix, augmented?) of each copy of the clip that the manifests list: an augmented copy replaces its
+    clean original, or with `keep_clean` both are listed (twice the speech rows of an augmented clip, for free)."""
+    if "augmentation" not in clip:
+        return [("", False)]
+    return [("", False), ("-aug", True)] if keep_clean else [("", True)]
+
+
+def rows_for(clip: dict, translations: dict | None = None, extended: bool = False, augmented: bool | None = None,
+             suffix: str = "") -> list[dict]:
     """The clip's speech rows: ASR, one SQA row per question, and (with translations) one ST row per language.
     `extended`: v2's columns (genre, hold-out group, augmentation, question type, target language, translation); v1
-    manifests stay byte for byte the same without them."""
-    name = clip["id"] + (".aug" if "augmentation" in clip else "") + ".wav"
+    manifests stay byte for byte the same without them. `augmented` (default: whether the clip has a copy) picks the
+    copy the rows hear; `suffix` is added to their ids."""
+    augmented = "augmentation" in clip if augmented is None else augmented
+    name = clip["id"] + (".aug" if augmented else "") + ".wav"
     common = {"audio": os.path.join("audio", clip["split"], name), "transcript": clip["text"], "voice": clip["voice"].key}
     no_question = {"question": None, "answer": None}
     if not extended:
         common.update(talk=clip["talk"], topic=clip["topic"])
     else:
-        common.update(genre=clip["genre"], group=clip["group"], topic=clip["topic"], augmentation=clip.get("augmentation", []),
-                      tgt_lang=None, translation=None)
+        common.update(genre=clip["genre"], group=clip["group"], topic=clip["topic"],
+                      augmentation=clip["augmentation"] if augmented else [], tgt_lang=None, translation=None)
         no_question["question_type"] = None
-    rows = [{"id": clip["id"], "task": "asr", **common, **no_question}]  # same columns in every row
+    row_id = clip["id"] + suffix
+    rows = [{"id": row_id, "task": "asr", **common, **no_question}]  # same columns in every row
     for i, pair in enumerate(clip["questions"]):
         pair = pair if extended else {key: pair[key] for key in ("question", "answer")}
-        rows.append({"id": f"{clip['id']}-q{i}", "task": "sqa", **common, **pair})
+        rows.append({"id": f"{row_id}-q{i}", "task": "sqa", **common, **pair})
     for language, text in sorted((translations or {}).get(clip["text"], {}).items()):
         if language != "text":
-            rows.append({"id": f"{clip['id']}-st-{language}", "task": "st", **common, **no_question,
+            rows.append({"id": f"{row_id}-st-{language}", "task": "st", **common, **no_question,
                          "tgt_lang": language, "translation": text})
     return rows
 
@@ -268,12 +280,14 @@ def write_manifest(rows: list[dict], output_dir: str, name: str) -> None:
         datasets.Dataset.from_list(absolute).save_to_disk(os.path.join(output_dir, f"{name}_dataset"))
 
 
-def write_splits(clips: list[dict], output_dir: str, translations: dict | None = None, extended: bool = False) -> dict[str, int]:
+def write_splits(clips: list[dict], output_dir: str, translations: dict | None = None, extended: bool = False,
+                 keep_clean: bool = False) -> dict[str, int]:
     """{split}.jsonl (speech rows) and, when extended, {split}_text.jsonl (MT/QA rows), each also as a `datasets`
     directory."""
     counts = {}
     for split in ("train", "test"):
-        rows = [row for clip in clips if clip["split"] == split for row in rows_for(clip, translations, extended)]
+        rows = [row for clip in clips if clip["split"] == split for suffix, augmented in heard_copies(clip, keep_clean)
+                for row in rows_for(clip, translations, extended, augmented, suffix)]
         write_manifest(rows, output_dir, split)
         counts[split] = len(rows)
         if extended:
@@ -285,7 +299,7 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
           version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0, texts=None,
-          questions_path=None, from_the_end=False, speech_cache=None):
+          questions_path=None, from_the_end=False, speech_cache=None, keep_clean=False):
     """v1: the talks' chunks. v2: `texts` (default: synthesis.genres.selection(), every genre), with the LLM's
     questions from `questions_path` and ST rows from `translations_path` where those caches have the text."""
     extended = version != "v1"
@@ -318,7 +332,7 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
 
         translations = read_translations(translations_path)
     with timed(output_dir, "manifests"):
-        counts = write_splits(clips, output_dir, translations, extended)
+        counts = write_splits(clips, output_dir, translations, extended, keep_clean)
     print(f"wrote {output_dir}: {counts} rows from {len(clips)} clips")
     return clips
 
@@ -361,6 +375,8 @@ def main():
                         help="v2: texts of each genre, e.g. talk=1500,prose=1200 (default synthesis.genres.V2_TEXTS)")
     parser.add_argument("--speech_cache", help="restore clips kept in this directory instead of speaking them, and keep the "
                                                    "ones spoken (Opus; synthesis/spoken/v2 is the v2 build's, committed)")
+    parser.add_argument("--keep_clean", action="store_true",
+                        help="list an augmented clip's clean original too (its rows get the ids, the augmented copy's get -aug)")
     args = parser.parse_args()
     texts = None
     if args.texts_per_genre:
@@ -369,7 +385,7 @@ def main():
         texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
           args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions,
-          args.from_the_end, args.speech_cache)
+          args.from_the_end, args.speech_cache, args.keep_clean)
 
 
 if __name__ == "__main__":

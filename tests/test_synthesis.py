@@ -202,6 +202,18 @@ def test_v2_holds_out_whole_speakers_augments_training_clips_and_adds_translatio
     with pytest.raises(ValueError, match="v2 options: add --version v2"):
         build(str(tmp_path / "v1"), path, limit=1, augment_fraction=0.5)
 
+    # keep_clean: the same build's manifests list each augmented clip's clean original as well (nothing is spoken again)
+    build(str(out), seed=0, held_out_fraction=0.2, version="v2", augment_fraction=1.0, translations_path=str(cache),
+          unanswerable_fraction=1.0, texts=chosen, questions_path=str(asked), keep_clean=True)
+    both = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert len(both) == 2 * len(rows)
+    copies = [row for row in both if row["audio"].endswith(".aug.wav")]
+    assert all("-aug" in row["id"] for row in copies)
+    assert [{**row, "id": row["id"].replace("-aug", "", 1)} for row in copies] == rows  # as before, under new ids
+    originals = [row for row in both if not row["audio"].endswith(".aug.wav")]
+    assert [row["id"] for row in originals] == [row["id"] for row in rows]
+    assert all(row["augmentation"] == [] and (out / row["audio"]).exists() for row in originals)
+
 
 def test_v2_voices_are_drawn_by_family_share():
     from synthesis.speak import FAMILY_SHARES, VOICE_SETS, pick_voices
