@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The multilingual default's stages A, B and C (default_model/RECIPE.md), resumably: run it again after a kill and it
-# goes on where it stopped. A stage whose output holds config.json is finished and skipped; an unfinished one resumes
-# from its newest checkpoint-N. After each finished stage its trainable weights (mapper + LoRA, fp16, tens of MB) go
+# goes on where it stopped. A stage whose output holds config.json is finished and skipped; one whose snapshot is
+# committed (progress/multilingual-stage-X.safetensors) is rebuilt from it, not trained again (move the snapshot aside
+# to retrain the stage); an unfinished one resumes from its newest checkpoint-N. After each finished stage its trainable weights (mapper + LoRA, fp16, tens of MB) go
 # to progress/, to be committed, so that another machine can continue (RECIPE.md says how).
 #   scripts/train_multilingual_default.sh            # needs the v2 build in outputs/fakacl-v2 (synthesis/DATA.md)
 # A and B run side by side (outputs/multilingual-stage-{a,b}.log), then C.
@@ -16,10 +17,13 @@ fi
 run_stage() {  # stage letter, then how to run it (a command prefix, e.g. taskset -c 0)
   local stage=$1 output=outputs/multilingual-stage-$1
   shift
+  local snapshot=progress/multilingual-stage-$stage.safetensors
+  if [ ! -f "$output/config.json" ] && [ -f "$snapshot" ]; then  # finished on another machine: rebuild it from its snapshot
+    "$PYTHON" scripts/build_default_model.py "$output" --settings configs/multilingual_default.json --weights "$snapshot"
+  fi
   if [ ! -f "$output/config.json" ]; then
     "$@" "$PYTHON" train.py "configs/multilingual_stage_$stage.yaml" --resume_from_checkpoint latest
   fi
-  local snapshot=progress/multilingual-stage-$stage.safetensors
   if [ ! -f "$snapshot" ]; then
     "$PYTHON" scripts/export_default_weights.py "$output" --output "$snapshot"
   fi
