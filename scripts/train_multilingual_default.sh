@@ -2,8 +2,9 @@
 # The multilingual default's stages A, B and C (default_model/RECIPE.md), resumably: run it again after a kill and it
 # goes on where it stopped. A stage whose output holds config.json is finished and skipped; one whose snapshot is
 # committed (progress/multilingual-stage-X.safetensors) is rebuilt from it, not trained again (move the snapshot aside
-# to retrain the stage); an unfinished one resumes from its newest checkpoint-N. After each finished stage its trainable weights (mapper + LoRA, fp16, tens of MB) go
-# to progress/, to be committed, so that another machine can continue (RECIPE.md says how).
+# to retrain the stage); an unfinished one resumes from its newest checkpoint-N. After each finished stage its
+# trainable weights (mapper + LoRA, fp16, tens of MB) go to progress/, to be committed, so that another machine can
+# continue (RECIPE.md says how).
 #   scripts/train_multilingual_default.sh            # needs the v2 build in outputs/fakacl-v2 (synthesis/DATA.md)
 # A and B run side by side (outputs/multilingual-stage-{a,b}.log), then C.
 set -euo pipefail
