@@ -134,19 +134,20 @@ def add_question_types(clips: list[dict], unanswerable_fraction: float, seed: in
 
 def plan(
     chunks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1, version: str = "v1",
-    unanswerable_fraction: float = 0.0, generated: dict | None = None,
+    unanswerable_fraction: float = 0.0, generated: dict | None = None, family_shares: dict[str, float] | None = None,
 ) -> list[dict]:
     """Every clip to make: its text, split, voice and questions, all fixed by the seed. A chunk's split is a hash of its
     group (its talk; for v2's other genres, its text). A training chunk is spoken by `voices_per_chunk` different
     voices (each its own clip); a held-out chunk by one held-out voice. v2 marks question types and adds the LLM's
-    questions and unanswerable ones, drawn from the whole split before `limit` applies."""
+    questions and unanswerable ones, drawn from the whole split before `limit` applies. `family_shares` overrides the
+    version's share of clips each voice family speaks (e.g. only the fast Piper and espeak-ng voices)."""
     train_voices, test_voices = VOICE_SETS[version]()
     clips = []
     for chunk in chunks:
         group = chunk.get("group", chunk.get("talk"))
         split = "test" if is_held_out(group, held_out_fraction) else "train"
         rng = random.Random(f"{seed}:{chunk['id']}")
-        shares = FAMILY_SHARES.get(version)
+        shares = family_shares or FAMILY_SHARES.get(version)
         voices = pick_voices(rng, test_voices if split == "test" else train_voices, 1 if split == "test" else voices_per_chunk, shares)
         for number, voice in enumerate(voices):
             clip_id = chunk["id"] if number == 0 else f"{chunk['id']}-v{number}"
@@ -299,7 +300,7 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
           version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0, texts=None,
-          questions_path=None, from_the_end=False, speech_cache=None, keep_clean=False):
+          questions_path=None, from_the_end=False, speech_cache=None, keep_clean=False, family_shares=None):
     """v1: the talks' chunks. v2: `texts` (default: synthesis.genres.selection(), every genre), with the LLM's
     questions from `questions_path` and ST rows from `translations_path` where those caches have the text."""
     extended = version != "v1"
@@ -313,7 +314,7 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
         generated = read_questions(questions_path) if questions_path else None
     else:
         chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None
-    clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated)
+    clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated, family_shares)
     with timed(output_dir, "speaking"):
         synthesise(clips, output_dir, from_the_end, speech_cache)
     unspoken = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
@@ -349,9 +350,21 @@ def timed(output_dir: str, phase: str):
     write_atomically(path, lambda temporary: open(temporary, "w").write(json.dumps(info, indent=1)))
 
 
+def parse_mapping(text: str, value_type) -> dict:
+    """"talk=1500,prose=1200" → {"talk": 1500, "prose": 1200}; a malformed item is an argparse error, not a traceback."""
+    try:
+        return {key: value_type(value) for key, value in (item.split("=") for item in text.split(","))}
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected name=number pairs separated by commas") from error
+
+
 def parse_counts(text: str) -> dict[str, int]:
-    """"talk=1500,prose=1200" → {"talk": 1500, "prose": 1200}."""
-    return {genre: int(count) for genre, count in (item.split("=") for item in text.split(","))}
+    return parse_mapping(text, int)
+
+
+def parse_shares(text: str) -> dict[str, float]:
+    """"piper=0.5,espeak=0.5" → voice-family shares; a family must exist in the voice set (checked in main)."""
+    return parse_mapping(text, float)
 
 
 def main():
@@ -377,7 +390,16 @@ def main():
                                                    "ones spoken (Opus; synthesis/spoken/v2 is the v2 build's, committed)")
     parser.add_argument("--keep_clean", action="store_true",
                         help="list an augmented clip's clean original too (its rows get the ids, the augmented copy's get -aug)")
+    parser.add_argument("--family_shares", type=parse_shares,
+                        help="v2: share of clips each voice family speaks, e.g. piper=0.5,espeak=0.5 (the fast voices "
+                             "only: ~50x faster than Kokoro); default synthesis.speak.FAMILY_SHARES")
     args = parser.parse_args()
+    if args.family_shares:
+        for split, voices in zip(("training", "held-out"), VOICE_SETS[args.version]()):
+            families = sorted({voice.engine for voice in voices})
+            if not any(args.family_shares.get(family, 0) > 0 for family in families):
+                parser.error(f"--family_shares {args.family_shares}: the {split} voices are of the families {families}; "
+                             "give at least one of them a positive share")
     texts = None
     if args.texts_per_genre:
         from synthesis.genres import selection
@@ -385,7 +407,7 @@ def main():
         texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
           args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions,
-          args.from_the_end, args.speech_cache, args.keep_clean)
+          args.from_the_end, args.speech_cache, args.keep_clean, args.family_shares)
 
 
 if __name__ == "__main__":

@@ -229,6 +229,26 @@ def test_v2_voices_are_drawn_by_family_share():
     assert [pick_voices(again, train_voices, 2, FAMILY_SHARES["v2"]) for _ in range(2000)] == drawn
 
 
+def test_family_shares_choose_which_voices_speak_a_v2_build(tmp_path):
+    """--family_shares: the fast voices only (no Kokoro), the texts and splits unchanged; shares no split can use are refused."""
+    import subprocess
+    import sys
+
+    _, talks = talks_file(tmp_path, count=12)
+    texts = genre_texts(talks)
+    default = plan(texts, seed=0, held_out_fraction=0.2, limit=None, version="v2")
+    fast = plan(texts, seed=0, held_out_fraction=0.2, limit=None, version="v2", family_shares={"piper": 0.3, "espeak": 0.7})
+    assert [(c["id"], c["text"], c["split"]) for c in fast] == [(c["id"], c["text"], c["split"]) for c in default]
+    assert "kokoro" in {c["voice"].engine for c in default}
+    assert {c["voice"].engine for c in fast if c["split"] == "train"} == {"piper", "espeak"}
+    assert {c["voice"].engine for c in fast if c["split"] == "test"} == {"piper"}  # the held-out voices have no espeak-ng
+
+    refused = subprocess.run([sys.executable, "-m", "synthesis.build_dataset", "--output_dir", str(tmp_path / "out"),
+                              "--version", "v2", "--family_shares", "espeak=1"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "held-out voices are of the families ['kokoro', 'piper']" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "out").exists()
+
+
 def test_a_speech_cache_restores_a_build_on_another_machine_without_speaking(tmp_path, monkeypatch, capsys):
     path, _ = talks_file(tmp_path, count=4)
     cache = str(tmp_path / "spoken")
