@@ -37,7 +37,7 @@ from training.data import (
     example_tasks,
     keep_usable_rows,
     parse_probabilities,
-    read_rows,
+    read_manifests,
     require_sampled_tasks,
 )
 from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
@@ -60,8 +60,8 @@ COMMON_DEFAULTS = {"remove_unused_columns": False, "logging_steps": 10, "report_
 class RecipeArguments:
     stage: str = field(metadata={"help": "mapper (A) | text (B) | joint (C)", "choices": STAGES})
     model_name_or_path: str = field(metadata={"help": "a speechllm checkpoint directory (e.g. scripts/build_from_parts.py)"})
-    train_file: str = field(metadata={"help": "manifest (.jsonl/.csv/.tsv) or a datasets directory"})
-    eval_file: str | None = field(default=None, metadata={"help": "same formats as train_file"})
+    train_file: list[str] = field(metadata={"help": "manifest (.jsonl/.csv/.tsv) or a datasets directory; several are read as one"})
+    eval_file: list[str] | None = field(default=None, metadata={"help": "same formats as train_file"})
     mapper_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the SpeechMapper from this stage-A output"})
     lora_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the LoRA adapters from this stage-B output"})
     feature_cache_dir: str | None = field(default=None, metadata={"help": "mapper: encoder-feature cache (default ~/.cache/speechllm/features)"})
@@ -148,7 +148,7 @@ def mapper_stage(recipe, args, processor) -> dict:
 
     def usable_clips(path, name):
         with args.main_process_first(desc=f"checking {name}"):
-            rows = keep_usable_rows(read_rows(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
+            rows = keep_usable_rows(read_manifests(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
         return first_of_each_clip(rows)
 
     if args.label_names is None:  # the Trainer computes an eval loss only for inputs it knows as labels
@@ -207,7 +207,7 @@ def instruction_stage(recipe, args, processor) -> dict:
 
     def prepare(path, name):
         with args.main_process_first(desc=f"checking {name}"):
-            rows = keep_usable_rows(read_rows(path), tasks_for_row, processor, joint and bool(sigma), name)
+            rows = keep_usable_rows(read_manifests(path), tasks_for_row, processor, joint and bool(sigma), name)
         if recipe.task_agnostic:
             rows = rows.map(lambda row: {"task": "asr"})
         return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt,

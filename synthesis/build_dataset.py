@@ -300,7 +300,8 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
           version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0, texts=None,
-          questions_path=None, from_the_end=False, speech_cache=None, keep_clean=False, family_shares=None):
+          questions_path=None, from_the_end=False, speech_cache=None, keep_clean=False, family_shares=None,
+          training_only=False):
     """v1: the talks' chunks. v2: `texts` (default: synthesis.genres.selection(), every genre), with the LLM's
     questions from `questions_path` and ST rows from `translations_path` where those caches have the text."""
     extended = version != "v1"
@@ -314,6 +315,8 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
         generated = read_questions(questions_path) if questions_path else None
     else:
         chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None
+    if training_only:  # an extra training build: its held-out texts would only be spoken to be left unused
+        chunks = [chunk for chunk in chunks if not is_held_out(chunk.get("group", chunk.get("talk")), held_out_fraction)]
     clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated, family_shares)
     with timed(output_dir, "speaking"):
         synthesise(clips, output_dir, from_the_end, speech_cache)
@@ -393,6 +396,8 @@ def main():
     parser.add_argument("--family_shares", type=parse_shares,
                         help="v2: share of clips each voice family speaks, e.g. piper=0.5,espeak=0.5 (the fast voices "
                              "only: ~50x faster than Kokoro); default synthesis.speak.FAMILY_SHARES")
+    parser.add_argument("--training_only", action="store_true",
+                        help="speak the training split only (an extra training build beside one that has the test split)")
     args = parser.parse_args()
     if args.family_shares:
         for split, voices in zip(("training", "held-out"), VOICE_SETS[args.version]()):
@@ -407,7 +412,7 @@ def main():
         texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
           args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions,
-          args.from_the_end, args.speech_cache, args.keep_clean, args.family_shares)
+          args.from_the_end, args.speech_cache, args.keep_clean, args.family_shares, args.training_only)
 
 
 if __name__ == "__main__":

@@ -133,3 +133,22 @@ def test_an_unreadable_manifest_is_named(content, says, tmp_path):
     path.write_text(content)
     with pytest.raises(DataError, match=f"{path}.*{says}|{says}"):
         read_rows(str(path))
+
+
+def test_several_manifests_are_read_as_one_each_resolving_its_own_audio(tmp_path):
+    """train_file may name several builds (natural voices beside fast ones): their shared columns, every relative
+    path resolved against its own manifest; a bad one among them is still named."""
+    from training.data import read_manifests
+
+    first, second = tmp_path / "natural", tmp_path / "fast"
+    for directory, extra in ((first, {"voice": "kokoro:a"}), (second, {"genre": "prose"})):
+        (directory / "audio").mkdir(parents=True)
+        soundfile.write(directory / "audio" / "clip.wav", make_audio(1.0), 16000)
+        write_manifest(directory, [{"id": "clip", "audio": "audio/clip.wav", "transcript": directory.name, **extra}])
+    rows = read_manifests([str(first / "rows.jsonl"), str(second / "rows.jsonl")])
+    assert rows["audio_source"] == [str(first / "audio" / "clip.wav"), str(second / "audio" / "clip.wav")]
+    assert rows["transcript"] == ["natural", "fast"] and rows["id"] == ["clip", "clip"]
+    assert "voice" not in rows.column_names and "genre" not in rows.column_names  # not in every manifest
+    assert read_manifests(str(first / "rows.jsonl"))["transcript"] == ["natural"]
+    with pytest.raises(DataError, match="absent.jsonl does not exist"):
+        read_manifests([str(first / "rows.jsonl"), str(tmp_path / "absent.jsonl")])

@@ -230,7 +230,8 @@ def test_v2_voices_are_drawn_by_family_share():
 
 
 def test_family_shares_choose_which_voices_speak_a_v2_build(tmp_path):
-    """--family_shares: the fast voices only (no Kokoro), the texts and splits unchanged; shares no split can use are refused."""
+    """--family_shares: the fast voices only (no Kokoro), the texts and splits unchanged; shares no split can use are
+    refused. --training_only: an extra build of training clips only."""
     import subprocess
     import sys
 
@@ -242,6 +243,15 @@ def test_family_shares_choose_which_voices_speak_a_v2_build(tmp_path):
     assert "kokoro" in {c["voice"].engine for c in default}
     assert {c["voice"].engine for c in fast if c["split"] == "train"} == {"piper", "espeak"}
     assert {c["voice"].engine for c in fast if c["split"] == "test"} == {"piper"}  # the held-out voices have no espeak-ng
+
+    # an extra training build: the training split only, spoken by the fast voices (a few seconds for 4 clips)
+    build(str(tmp_path / "extra"), version="v2", texts=texts, limit=4, family_shares={"espeak": 1.0, "piper": 0.1},
+          training_only=True)
+    rows = [json.loads(line) for line in (tmp_path / "extra" / "train.jsonl").read_text().splitlines()]
+    training = [c for c in fast if c["split"] == "train"]
+    spoken = {row["transcript"] for row in rows}
+    assert len(spoken) == 4 and spoken <= {c["text"] for c in training}
+    assert (tmp_path / "extra" / "test.jsonl").read_text() == ""
 
     refused = subprocess.run([sys.executable, "-m", "synthesis.build_dataset", "--output_dir", str(tmp_path / "out"),
                               "--version", "v2", "--family_shares", "espeak=1"], capture_output=True, text=True)

@@ -274,7 +274,7 @@ def test_stage_defaults_fill_only_the_flags_not_given(tmp_path):
     recipe, args = train.parse_arguments([str(config)])
     assert recipe.stage == "joint" and recipe.lora_learning_rate == 0.0003 and args.max_steps == 1000
     recipe, args = train.parse_arguments([str(config), "--max_steps", "40", "--lora_learning_rate", "0.001", "--bf16", "true", "--use_cpu", "true"])
-    assert (args.max_steps, recipe.lora_learning_rate, args.bf16, recipe.train_file) == (40, 0.001, True, "t.jsonl")
+    assert (args.max_steps, recipe.lora_learning_rate, args.bf16, recipe.train_file) == (40, 0.001, True, ["t.jsonl"])
     with pytest.raises(SystemExit, match="--stage must be one of mapper, text, joint"):
         train.parse_arguments(["--stage", "pretrain", *base])
 

@@ -71,6 +71,19 @@ def read_rows(path: str) -> datasets.Dataset:
     return normalise_columns(dataset, base_dir)
 
 
+def read_manifests(paths: str | list[str]) -> datasets.Dataset:
+    """One manifest, or several read as one: the columns they all have, each resolving its own relative audio paths
+    (e.g. a build spoken by natural voices beside a larger one spoken by the fast voices). Row ids may repeat
+    across manifests: they only name rows in messages."""
+    if isinstance(paths, str):
+        return read_rows(paths)
+    if not paths:
+        raise DataError("no manifest given: name one or more .jsonl/.csv/.tsv manifests or saved datasets")
+    parts = [read_rows(path) for path in paths]
+    shared = [column for column in parts[0].column_names if all(column in part.column_names for part in parts)]
+    return datasets.concatenate_datasets([part.select_columns(shared) for part in parts])
+
+
 def read_or_explain(path: str, read, form: str):
     """Run `read`; a failure inside `datasets` becomes a DataError that names the file and the expected form."""
     try:
