@@ -5,7 +5,8 @@
 # to retrain the stage); an unfinished one resumes from its newest checkpoint-N. After each finished stage its
 # trainable weights (mapper + LoRA, fp16, tens of MB) go to progress/, to be committed, so that another machine can
 # continue (RECIPE.md says how).
-#   scripts/train_multilingual_default.sh            # needs the v2 build in outputs/fakacl-v2 (synthesis/DATA.md)
+#   scripts/train_multilingual_default.sh   # needs the v2 build (outputs/fakacl-v2) and stage A's extra build
+#                                           # (outputs/fakacl-v2-fast): synthesis/DATA.md
 # A and B run side by side (outputs/multilingual-stage-{a,b}.log), then C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
