@@ -295,6 +295,7 @@ def fall_back_from_emulated_bf16(args: TrainingArguments) -> None:
     if args.bf16 and args.device.type == "cpu" and not cpu_has_fast_bf16():
         logger.warning("bf16 asked for, but this CPU has no AVX-512 (bf16 would be emulated, ~20x slower): training in fp32")
         args.bf16 = False
+        args.mixed_precision = "no"  # what the Trainer's Accelerator reads: set from bf16 when the arguments were made
 
 
 def main(argv: list[str] | None = None, callbacks=None):

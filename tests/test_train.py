@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import transformers
 from conftest import ROOT, make_audio
 from test_remote_code import run_fresh
 
@@ -176,6 +177,8 @@ def test_bf16_falls_back_to_fp32_only_where_the_cpu_would_emulate_it(fast, monke
         train.fall_back_from_emulated_bf16(args)
     assert args.bf16 is fast
     assert ("training in fp32" in caplog.text) is not fast
+    trainer = transformers.Trainer(model=torch.nn.Linear(2, 2), args=args)  # what actually autocasts, or not
+    assert trainer.accelerator.mixed_precision == ("bf16" if fast else "no")
 
 
 def test_task_sampler_pairs_each_st_batch_with_its_mt_twin_on_the_same_process(seamless_checkpoint, manifest):
