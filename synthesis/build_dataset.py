@@ -132,6 +132,11 @@ def add_question_types(clips: list[dict], unanswerable_fraction: float, seed: in
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def group_of(chunk: dict) -> str:
+    """What decides a chunk's split: its talk (v1 chunks), or its `group` (v2 texts)."""
+    return chunk.get("group", chunk.get("talk"))
+
+
 def plan(
     chunks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1, version: str = "v1",
     unanswerable_fraction: float = 0.0, generated: dict | None = None, family_shares: dict[str, float] | None = None,
@@ -144,7 +149,7 @@ def plan(
     train_voices, test_voices = VOICE_SETS[version]()
     clips = []
     for chunk in chunks:
-        group = chunk.get("group", chunk.get("talk"))
+        group = group_of(chunk)
         split = "test" if is_held_out(group, held_out_fraction) else "train"
         rng = random.Random(f"{seed}:{chunk['id']}")
         shares = family_shares or FAMILY_SHARES.get(version)
@@ -316,7 +321,7 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
     else:
         chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None
     if training_only:  # an extra training build: its held-out texts would only be spoken to be left unused
-        chunks = [chunk for chunk in chunks if not is_held_out(chunk.get("group", chunk.get("talk")), held_out_fraction)]
+        chunks = [chunk for chunk in chunks if not is_held_out(group_of(chunk), held_out_fraction)]
     clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated, family_shares)
     with timed(output_dir, "speaking"):
         synthesise(clips, output_dir, from_the_end, speech_cache)
@@ -366,7 +371,7 @@ def parse_counts(text: str) -> dict[str, int]:
 
 
 def parse_shares(text: str) -> dict[str, float]:
-    """"piper=0.5,espeak=0.5" → voice-family shares; a family must exist in the voice set (checked in main)."""
+    """"piper=0.5,espeak=0.5" → voice-family shares (main checks them against the version's voices)."""
     return parse_mapping(text, float)
 
 
@@ -400,6 +405,10 @@ def main():
                         help="speak the training split only (an extra training build beside one that has the test split)")
     args = parser.parse_args()
     if args.family_shares:
+        known = {voice.engine for voices in VOICE_SETS[args.version]() for voice in voices}
+        if set(args.family_shares) - known:
+            parser.error(f"--family_shares: unknown voice families {sorted(set(args.family_shares) - known)}; "
+                         f"the {args.version} voices are of {sorted(known)}")
         for split, voices in zip(("training", "held-out"), VOICE_SETS[args.version]()):
             families = sorted({voice.engine for voice in voices})
             if not any(args.family_shares.get(family, 0) > 0 for family in families):

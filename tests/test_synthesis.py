@@ -257,6 +257,9 @@ def test_family_shares_choose_which_voices_speak_a_v2_build(tmp_path):
                               "--version", "v2", "--family_shares", "espeak=1"], capture_output=True, text=True)
     assert refused.returncode == 2 and "held-out voices are of the families ['kokoro', 'piper']" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "out").exists()
+    misspelt = subprocess.run([sys.executable, "-m", "synthesis.build_dataset", "--output_dir", str(tmp_path / "out"),
+                               "--version", "v2", "--family_shares", "piper=1,kokro=1"], capture_output=True, text=True)
+    assert misspelt.returncode == 2 and "unknown voice families ['kokro']" in misspelt.stderr
 
 
 def test_a_speech_cache_restores_a_build_on_another_machine_without_speaking(tmp_path, monkeypatch, capsys):
