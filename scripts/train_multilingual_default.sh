@@ -7,7 +7,7 @@
 # continue (RECIPE.md says how).
 #   scripts/train_multilingual_default.sh   # needs the v2 build (outputs/fakacl-v2) and stage A's extra build
 #                                           # (outputs/fakacl-v2-fast): synthesis/DATA.md
-# A and B run side by side (outputs/multilingual-stage-{a,b}.log), then C.
+# A and B run side by side (appending to outputs/multilingual-stage-{a,b}.log: a rerun keeps a finished stage's log), then C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -36,9 +36,9 @@ run_stage() {  # stage letter, then how to run it (a command prefix, e.g. taskse
 cores=$(nproc)
 if [ "$cores" -ge 2 ] && command -v taskset > /dev/null; then
   half=$((cores / 2))
-  OMP_NUM_THREADS=$half run_stage a taskset -c 0-$((half - 1)) > outputs/multilingual-stage-a.log 2>&1 &
+  OMP_NUM_THREADS=$half run_stage a taskset -c 0-$((half - 1)) >> outputs/multilingual-stage-a.log 2>&1 &
   first=$!
-  OMP_NUM_THREADS=$half run_stage b taskset -c $half-$((cores - 1)) > outputs/multilingual-stage-b.log 2>&1 &
+  OMP_NUM_THREADS=$half run_stage b taskset -c $half-$((cores - 1)) >> outputs/multilingual-stage-b.log 2>&1 &
   second=$!
   wait "$first" && wait "$second"
 else

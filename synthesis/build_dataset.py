@@ -405,11 +405,12 @@ def main():
                         help="speak the training split only (an extra training build beside one that has the test split)")
     args = parser.parse_args()
     if args.family_shares:
-        known = {voice.engine for voices in VOICE_SETS[args.version]() for voice in voices}
+        voice_sets = VOICE_SETS[args.version]()
+        known = {voice.engine for voices in voice_sets for voice in voices}
         if set(args.family_shares) - known:
             parser.error(f"--family_shares: unknown voice families {sorted(set(args.family_shares) - known)}; "
                          f"the {args.version} voices are of {sorted(known)}")
-        for split, voices in zip(("training", "held-out"), VOICE_SETS[args.version]()):
+        for split, voices in zip(("training", "held-out"), voice_sets):
             families = sorted({voice.engine for voice in voices})
             if not any(args.family_shares.get(family, 0) > 0 for family in families):
                 parser.error(f"--family_shares {args.family_shares}: the {split} voices are of the families {families}; "
