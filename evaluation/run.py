@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import sys
 import time
 
@@ -274,15 +275,28 @@ def plot(results: dict, path: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def evaluation_rows(data: str | list[str], processor, limit: int | None) -> list[dict]:
-    """The usable ASR/ST/SQA rows of one manifest, or of several pooled (ids prefixed by each file's name)."""
+def evaluation_rows(data: str | list[str], processor, limit: int | None, per_task: int | None = None) -> list[dict]:
+    """The usable ASR/ST/SQA rows of one manifest, or of several pooled (ids prefixed by each file's name); with
+    `per_task`, a seeded sample of that many rows of each task (fewer where a task has fewer), in manifest order."""
     paths = [data] if isinstance(data, str) else list(data)
     rows = []
     for path in paths:
         name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
         part = usable_rows_of_tasks(path, EVALUATED_TASKS, processor, f"eval {name}")
         rows += [{**row, "id": f"{name}/{row['id']}"} for row in part] if len(paths) > 1 else part
+    if per_task is not None:
+        rows = sample_per_task(rows, per_task)
     return rows[:limit]
+
+
+def sample_per_task(rows: list[dict], count: int, seed: int = 0) -> list[dict]:
+    """`count` rows of each task drawn with a fixed seed, so that a CPU-sized evaluation is balanced across tasks
+    (a manifest's first N rows are often one task) and the same rows for every model it compares."""
+    chosen = set()
+    for task in EVALUATED_TASKS:
+        indices = [index for index, row in enumerate(rows) if row["task"] == task]
+        chosen.update(random.Random(seed).sample(indices, min(count, len(indices))))
+    return [row for index, row in enumerate(rows) if index in chosen]
 
 
 def add_system(results: dict, name: str, rows, predictions: list[str], seconds: float, comet):
@@ -314,12 +328,13 @@ def evaluate_model(
     rtf_batch_sizes=(),
     rtf_clips=8,
     translate_to=(),
+    per_task=None,
 ):
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=model_dir)
     pipe.model.merge_lora()  # inference only: folded adapters decode ~1.25× faster, same tokens (bench/RESULTS.md)
-    rows = evaluation_rows(data, pipe.processor, limit)
+    rows = evaluation_rows(data, pipe.processor, limit, per_task)
     if not rows:
         raise ValueError(f"{data} has no usable ASR/ST/SQA rows to evaluate")
     comet, comet_note = comet_scorer()
@@ -368,6 +383,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_new_tokens", type=int, default=100)
     parser.add_argument("--limit", type=int, help="evaluate the first N usable rows only")
+    parser.add_argument("--per_task", type=int, help="evaluate a seeded sample of N rows of each task (ASR, ST, SQA)")
     parser.add_argument("--text_ceiling", action="store_true", help="also run the LLM on the true transcripts (ST, SQA)")
     parser.add_argument("--rtf_batch_sizes", type=int, nargs="*", default=[], help="e.g. 1 8: real-time factor per batch size")
     parser.add_argument("--rtf_clips", type=int, default=8, help="ASR clips the real-time factors are measured on")
@@ -376,7 +392,7 @@ def main():
     logging.basicConfig(level=logging.WARNING)
     evaluate_model(
         args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens, args.limit,
-        args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips, args.translate_to,
+        args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips, args.translate_to, args.per_task,
     )
 
 

@@ -94,6 +94,18 @@ def test_several_manifests_are_pooled_with_ids_prefixed_by_their_file(tiny_check
     assert results["rows"] == 2
 
 
+def test_a_per_task_sample_is_balanced_seeded_and_in_manifest_order():
+    from evaluation.run import sample_per_task
+
+    rows = [{"id": f"{task}{i}", "task": task} for task, count in (("asr", 6), ("st", 3), ("sqa", 1)) for i in range(count)]
+    rows = rows[::2] + rows[1::2]  # tasks interleaved, as in a real manifest
+    sample = sample_per_task(rows, 2)
+    assert sorted(row["task"] for row in sample) == ["asr", "asr", "sqa", "st", "st"]  # the lone SQA row is kept
+    assert sample == [row for row in rows if row in sample]  # manifest order
+    assert sample == sample_per_task(rows, 2)  # the same rows for every model compared
+    assert sample_per_task(rows, 100) == rows
+
+
 def test_language_adherence_tells_the_three_target_languages_apart():
     from evaluation.language_id import adherence, identify
 
