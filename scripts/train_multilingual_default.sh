@@ -7,7 +7,8 @@
 # continue (RECIPE.md says how).
 #   scripts/train_multilingual_default.sh   # needs the v2 build (outputs/fakacl-v2) and stage A's extra build
 #                                           # (outputs/fakacl-v2-fast): synthesis/DATA.md
-# A and B run side by side (appending to outputs/multilingual-stage-{a,b}.log: a rerun keeps a finished stage's log), then C.
+# A and B run side by side (appending to outputs/multilingual-stage-{a,b}.log: a rerun keeps a finished stage's log), then C,
+# then C2 (C continued from C's end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -46,3 +47,4 @@ else
   run_stage b env
 fi
 run_stage c env
+run_stage c2 env  # stage C continued, ASR-heavier (configs/multilingual_stage_c2.yaml)
