@@ -13,6 +13,7 @@ The metrics are local `evaluate` modules (evaluation/metrics). Beside our model:
   --rtf_batch_sizes 1 8     real-time factors of transcribing the first --rtf_clips ASR clips at each batch size;
   --translate_to de it zh   also translate every ASR clip into these languages and report the share of outputs in
                             each (no reference needed: real recordings have none).
+  --per_task 40             a seeded sample of 40 rows of each task: a CPU-sized run, the same rows for every model.
 Several manifests are scored pooled (row ids prefixed by each file's name).
 The LoRA weights are merged first (inference only). Writes OUT/results.json (metrics, real-time factors, every
 prediction), OUT/results.md (task × subset table) and OUT/results.png.
