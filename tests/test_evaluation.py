@@ -177,3 +177,30 @@ def test_llm_comparison_asks_an_instruct_model_by_chat_and_a_base_model_by_compl
     assert prompt(tokenizer, Candidate(chat=False), "The cat sleeps.", "zh") == (
         "Translate English into Chinese.\nEnglish: The cat sleeps.\nChinese:"
     )
+
+
+def test_audio_reliance_scores_each_transcript_with_its_own_and_another_clips_audio(tiny_whisper, manifest):
+    import torch
+
+    from evaluation.audio_reliance import audio_reliance
+    from training.data import InstructionCollator, usable_rows_of_tasks
+
+    model, processor = tiny_whisper
+    model.eval()
+    rows = usable_rows_of_tasks(manifest, ("asr", "st", "sqa"), processor, "reliance")[:3]  # three clips, lengths differ
+    result = audio_reliance(model, processor, rows, batch_size=2)
+    # each clip's own-audio loss is the model's own CE on that example alone (batching and padding change nothing)
+    for row, clip in zip(rows, result["per_clip"]):
+        batch = InstructionCollator(processor)([{**row, "as_task": "asr"}])
+        batch.pop("transcript_ids")
+        with torch.no_grad():
+            assert clip["own"] == pytest.approx(model(**batch).ce_loss.item(), rel=1e-4)
+    # "other" is the same transcript with the next clip's audio (rotated): its own loss in the rotated sample
+    rotated = audio_reliance(model, processor, [{**row, "audio_source": rows[(i + 1) % 3]["audio_source"]}
+                                                for i, row in enumerate(rows)], batch_size=3)
+    assert [c["own"] for c in rotated["per_clip"]] == pytest.approx([c["other"] for c in result["per_clip"]], rel=1e-4)
+    assert result["gap"] == pytest.approx(result["loss_other_audio"] - result["loss_own_audio"])
+    same_audio = audio_reliance(model, processor, [{**row, "audio_source": rows[0]["audio_source"]} for row in rows])
+    assert same_audio["gap"] == pytest.approx(0.0, abs=1e-6) and same_audio["share_better_with_own_audio"] == 0.0
+    with pytest.raises(ValueError, match="at least two"):
+        audio_reliance(model, processor, rows[:1])
