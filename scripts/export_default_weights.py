@@ -4,9 +4,11 @@ and their LoRA settings in default_model/settings.json.
     python scripts/export_default_weights.py outputs/default-stage-c
     python scripts/export_default_weights.py outputs/multilingual-stage-c/checkpoint-100 --output progress/stage-c.safetensors
 
-The second form snapshots a run in progress (tens of MB, committed) so that another machine continues it:
-scripts/build_default_model.py --weights rebuilds the checkpoint from it. The file's metadata carries the LoRA
-settings (r, α, target modules) the weights were trained with.
+The second form snapshots a run in progress (tens of MB, committed) so that another machine continues it: from a
+checkpoint-N directory the file's metadata also carries the run's position (Trainer state, learning-rate schedule,
+optimizer groups), and `python -m training.snapshots restore` rebuilds checkpoint-N from it; from a finished run,
+scripts/build_default_model.py --weights rebuilds the model. The metadata carries the LoRA settings (r, α, target
+modules) the weights were trained with.
 
 The real parts (Whisper, SmolLM2) are not copied: scripts/build_default_model.py rebuilds them from pip packages.
 """
@@ -22,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
+from training.snapshots import run_state_metadata  # noqa: E402
 
 OWN = ("multi_modal_projector.", "lora_")
 SHIPPED = os.path.join(ROOT, "default_model", "weights.safetensors")
@@ -37,6 +40,7 @@ def main():
     target = args.output
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     metadata = {"source": os.path.basename(os.path.normpath(args.trained_dir)), "lora": json.dumps(model.config.lora)}
+    metadata.update(run_state_metadata(args.trained_dir))
     save_file(own, target, metadata=metadata)
     if os.path.abspath(target) == SHIPPED:
         settings_path = os.path.join(ROOT, "default_model", "settings.json")

@@ -4,11 +4,15 @@
 # committed (progress/multilingual-stage-X.safetensors) is rebuilt from it, not trained again (move the snapshot aside
 # to retrain the stage); an unfinished one resumes from its newest checkpoint-N. After each finished stage its
 # trainable weights (mapper + LoRA, fp16, tens of MB) go to progress/, to be committed, so that another machine can
-# continue (RECIPE.md says how).
+# continue (RECIPE.md says how). A stage still running when a session ends is snapshotted by hand (mapper + LoRA and the
+# run's position, from its newest checkpoint):
+#   .venv/bin/python scripts/export_default_weights.py outputs/multilingual-stage-X/checkpoint-N \
+#       --output progress/multilingual-stage-X.partial.safetensors
+# and on a machine without that checkpoint this script rebuilds it from the snapshot and resumes there.
 #   scripts/train_multilingual_default.sh   # needs the v2 build (outputs/fakacl-v2) and stage A's extra build
 #                                           # (outputs/fakacl-v2-fast): synthesis/DATA.md
 # A and B run side by side (appending to outputs/multilingual-stage-{a,b}.log: a rerun keeps a finished stage's log), then C,
-# then C2 (C continued from C's end).
+# then C-ASR (C continued on ASR alone), then C2 (the joint mix again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -24,11 +28,17 @@ run_stage() {  # stage letter, then how to run it (a command prefix, e.g. taskse
   if [ ! -f "$output/config.json" ] && [ -f "$snapshot" ]; then  # finished on another machine: rebuild it from its snapshot
     "$PYTHON" scripts/build_default_model.py "$output" --settings configs/multilingual_default.json --weights "$snapshot"
   fi
+  local partial=progress/multilingual-stage-$stage.partial.safetensors
+  if [ ! -f "$output/config.json" ] && [ -f "$partial" ] && ! compgen -G "$output/checkpoint-*" > /dev/null; then
+    # in progress on another machine: its checkpoint rebuilt from the committed snapshot (same step and schedule)
+    "$PYTHON" -m training.snapshots restore "$partial" --config "configs/multilingual_stage_$stage.yaml"
+  fi
   if [ ! -f "$output/config.json" ]; then
     "$@" "$PYTHON" train.py "configs/multilingual_stage_$stage.yaml" --resume_from_checkpoint latest
   fi
   if [ ! -f "$snapshot" ]; then
     "$PYTHON" scripts/export_default_weights.py "$output" --output "$snapshot"
+    rm -f "$partial"  # the finished stage's snapshot replaces it
   fi
 }
 
@@ -47,4 +57,5 @@ else
   run_stage b env
 fi
 run_stage c env
-run_stage c2 env  # stage C continued, ASR-heavier (configs/multilingual_stage_c2.yaml)
+run_stage c_asr env  # stage C continued on ASR alone: the LLM learns to read the mapper first (configs/multilingual_stage_c_asr.yaml)
+run_stage c2 env  # then the joint mix again, ASR-heavier (configs/multilingual_stage_c2.yaml)

@@ -266,6 +266,40 @@ def test_a_killed_run_resumes_on_the_same_loss_curve(seamless_checkpoint, manife
         assert value == pytest.approx(expected[step], rel=1e-6, abs=1e-6), (step, value, expected[step])
 
 
+def test_a_run_continues_on_another_machine_from_its_committed_snapshot(seamless_checkpoint, manifest, tmp_path):
+    from training.snapshots import restore_checkpoint
+
+    schedule = ["--save_steps", "3", "--learning_rate", "1e-3", "--lr_scheduler_type", "linear", "--warmup_steps", "2",
+                "--mapper_learning_rate", "2e-3"]
+    straight = run_probed(stage_argv("joint", seamless_checkpoint, manifest, tmp_path / "straight", 6, *schedule), {})
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    snapshot = str(tmp_path / "run.partial.safetensors")  # what is committed: fp16 mapper + LoRA, and the run's position
+    export = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_default_weights.py"),
+                             str(tmp_path / "straight" / "checkpoint-3"), "--output", snapshot], capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert os.path.getsize(snapshot) < os.path.getsize(tmp_path / "straight" / "checkpoint-3" / "model.safetensors")
+    moved = tmp_path / "elsewhere"  # a machine with none of the straight run's files
+    assert restore_checkpoint(snapshot, seamless_checkpoint, str(moved)) == str(moved / "checkpoint-3")
+    resumed = run_probed(stage_argv("joint", seamless_checkpoint, manifest, moved, 6, *schedule, "--resume_from_checkpoint", "latest"), {})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, got = logged_losses(tmp_path / "straight"), logged_losses(moved)
+    assert sorted(got) == list(range(1, 7))
+    assert got[4] == pytest.approx(expected[4], rel=1e-3)  # the same weights (to fp16) on the same next batch
+    assert got[4] != pytest.approx(expected[1], rel=1e-3)
+
+    def rates(run_dir):
+        with open(run_dir / "checkpoint-6" / "trainer_state.json") as handle:
+            return [(entry["step"], entry["learning_rate"]) for entry in json.load(handle)["log_history"] if "learning_rate" in entry]
+
+    assert rates(moved) == rates(tmp_path / "straight")  # the schedule goes on where it was, not from its warm-up
+    finished = str(tmp_path / "finished.safetensors")  # a finished run's export holds its weights only
+    export = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_default_weights.py"),
+                             str(tmp_path / "straight"), "--output", finished], capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr[-3000:]
+    with pytest.raises(ValueError, match="no run state"):
+        restore_checkpoint(finished, seamless_checkpoint, str(tmp_path / "nowhere"))
+
+
 def test_stage_defaults_fill_only_the_flags_not_given(tmp_path):
     base = ["--model_name_or_path", "m", "--train_file", "t.jsonl", "--output_dir", str(tmp_path)]
     recipe, args = train.parse_arguments(["--stage", "mapper", *base])
