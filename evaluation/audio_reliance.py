@@ -10,7 +10,6 @@ apart long before WER moves.
         --limit 40 --output_dir outputs/reliance-stage-c
 """
 
-import argparse
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from evaluation.probe_mapper import asr_rows_parser  # noqa: E402
 from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
 from processing_speechllm import SpeechLLMProcessor  # noqa: E402
 from training.data import InstructionCollator, usable_rows_of_tasks  # noqa: E402
@@ -68,13 +68,7 @@ def audio_reliance(model, processor, rows: list[dict], batch_size: int = 4) -> d
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, help="manifest (.jsonl/.csv/.tsv) or a datasets directory")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--limit", type=int, help="the first N usable ASR rows only")
-    args = parser.parse_args()
+    args = asr_rows_parser(__doc__, batch_size=4).parse_args()
     model = SpeechLLMForConditionalGeneration.from_pretrained(args.model).eval()
     processor = SpeechLLMProcessor.from_pretrained(args.model)
     rows = usable_rows_of_tasks(args.data, ("asr",), processor, "audio reliance", args.limit)

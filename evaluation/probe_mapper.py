@@ -84,14 +84,19 @@ def probe(model_dir: str, data: str, batch_size: int = 8, limit: int | None = No
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def asr_rows_parser(description: str, batch_size: int) -> argparse.ArgumentParser:
+    """The command line of a diagnostic that reads a model's ASR rows of one manifest and writes a JSON report."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", required=True, help="manifest (.jsonl/.csv/.tsv) or a datasets directory")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--limit", type=int, help="probe the first N usable ASR rows only")
-    args = parser.parse_args()
+    parser.add_argument("--batch_size", type=int, default=batch_size)
+    parser.add_argument("--limit", type=int, help="the first N usable ASR rows only")
+    return parser
+
+
+def main():
+    args = asr_rows_parser(__doc__, batch_size=8).parse_args()
     results = probe(args.model, args.data, args.batch_size, args.limit)
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "probe.json"), "w") as handle:
