@@ -274,9 +274,7 @@ def test_a_run_continues_on_another_machine_from_its_committed_snapshot(seamless
     straight = run_probed(stage_argv("joint", seamless_checkpoint, manifest, tmp_path / "straight", 6, *schedule), {})
     assert straight.returncode == 0, straight.stderr[-3000:]
     snapshot = str(tmp_path / "run.partial.safetensors")  # what is committed: fp16 mapper + LoRA, and the run's position
-    export = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_default_weights.py"),
-                             str(tmp_path / "straight" / "checkpoint-3"), "--output", snapshot], capture_output=True, text=True)
-    assert export.returncode == 0, export.stderr[-3000:]
+    export_weights(tmp_path / "straight" / "checkpoint-3", snapshot)
     assert os.path.getsize(snapshot) < os.path.getsize(tmp_path / "straight" / "checkpoint-3" / "model.safetensors")
     moved = tmp_path / "elsewhere"  # a machine with none of the straight run's files
     assert restore_checkpoint(snapshot, seamless_checkpoint, str(moved)) == str(moved / "checkpoint-3")
@@ -293,11 +291,15 @@ def test_a_run_continues_on_another_machine_from_its_committed_snapshot(seamless
 
     assert rates(moved) == rates(tmp_path / "straight")  # the schedule goes on where it was, not from its warm-up
     finished = str(tmp_path / "finished.safetensors")  # a finished run's export holds its weights only
-    export = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_default_weights.py"),
-                             str(tmp_path / "straight"), "--output", finished], capture_output=True, text=True)
-    assert export.returncode == 0, export.stderr[-3000:]
+    export_weights(tmp_path / "straight", finished)
     with pytest.raises(ValueError, match="no run state"):
         restore_checkpoint(finished, seamless_checkpoint, str(tmp_path / "nowhere"))
+
+
+def export_weights(run_dir, output):
+    export = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_default_weights.py"), str(run_dir),
+                             "--output", str(output)], capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr[-3000:]
 
 
 def test_stage_defaults_fill_only_the_flags_not_given(tmp_path):
