@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from synthesis.jsonl import write_atomically, write_text  # noqa: E402
 from synthesis.speak import FAMILY_SHARES, SAMPLING_RATE, VOICE_SETS, Speaker, pick_voices  # noqa: E402
 from synthesis.speech_cache import SpeechCache  # noqa: E402
 from synthesis.write_talks import clean_sentences  # noqa: E402
@@ -173,15 +174,12 @@ def synthesise(clips: list[dict], output_dir: str, from_the_end: bool = False, s
         path = clip_path(output_dir, clip)
         if os.path.exists(path):  # spoken meanwhile by a build working from the other end
             continue
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         samples = cache.load(clip["text"], clip["voice"].key) if cache else None
         if samples is None:
             samples = speaker.speak(clip["text"], clip["voice"])
             if cache:
                 samples = cache.store(samples, clip["text"], clip["voice"].key)
-        temporary = path + ".partial.wav"
-        soundfile.write(temporary, samples, SAMPLING_RATE)
-        os.replace(temporary, path)
+        write_atomically(path, lambda temporary: soundfile.write(temporary, samples, SAMPLING_RATE))
 
 
 def clip_path(output_dir: str, clip: dict) -> str:
@@ -207,8 +205,8 @@ def augment(clips: list[dict], output_dir: str, fraction: float, seed: int, from
         samples, _ = soundfile.read(clip_path(output_dir, clip), dtype="float32")
         digest = int(hashlib.sha1(f"{seed}:{clip['id']}".encode()).hexdigest()[:8], 16)
         noisy, applied = augmenter(samples, seed=digest)
-        write_atomically(augmented_path(output_dir, clip, ".wav"), lambda path: soundfile.write(path, noisy, SAMPLING_RATE, format="WAV"))
-        write_atomically(augmented_path(output_dir, clip, ".json"), lambda path: open(path, "w").write(json.dumps(applied)))
+        write_atomically(augmented_path(output_dir, clip, ".wav"), lambda path: soundfile.write(path, noisy, SAMPLING_RATE))
+        write_atomically(augmented_path(output_dir, clip, ".json"), lambda path: write_text(path, json.dumps(applied)))
     unfinished = [c for c in chosen if not os.path.exists(augmented_path(output_dir, c, ".json"))]
     if unfinished:  # the other build is still writing them; it writes the manifests
         return len(unfinished)
@@ -220,12 +218,6 @@ def augment(clips: list[dict], output_dir: str, fraction: float, seed: int, from
 
 def augmented_path(output_dir: str, clip: dict, extension: str) -> str:
     return os.path.join(output_dir, "audio", clip["split"], clip["id"] + ".aug" + extension)
-
-
-def write_atomically(path: str, write) -> None:
-    temporary = path + ".partial"
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def heard_copies(clip: dict, keep_clean: bool = False) -> list[tuple[str, bool]]:
@@ -355,7 +347,7 @@ def timed(output_dir: str, phase: str):
     path = os.path.join(output_dir, "build_info.json")
     info = json.load(open(path)) if os.path.exists(path) else {"seconds": {}}
     info["seconds"][phase] = info["seconds"].get(phase, 0.0) + time.perf_counter() - started
-    write_atomically(path, lambda temporary: open(temporary, "w").write(json.dumps(info, indent=1)))
+    write_atomically(path, lambda temporary: write_text(temporary, json.dumps(info, indent=1)))
 
 
 def parse_mapping(text: str, value_type) -> dict:

@@ -17,6 +17,7 @@ import time
 from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from synthesis.jsonl import write_atomically, write_text  # noqa: E402
 
 MEASUREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_intelligibility.json")
 MAX_WER = 0.10
@@ -36,11 +37,7 @@ def read_measurements(path: str = MEASUREMENTS) -> dict[str, float]:
 
 
 def write_measurements(measurements: dict[str, float], path: str = MEASUREMENTS):
-    temporary = path + ".partial"
-    with open(temporary, "w") as handle:
-        json.dump(dict(sorted(measurements.items())), handle, indent=1)
-        handle.write("\n")
-    os.replace(temporary, path)
+    write_atomically(path, lambda temporary: write_text(temporary, json.dumps(dict(sorted(measurements.items())), indent=1) + "\n"))
 
 
 def voice_wer(speaker, transcriber, voice, sentences=TEST_SENTENCES) -> float:

@@ -1,4 +1,5 @@
-"""The data builds' caches: JSON lines, appended and synced as results come, so a killed build loses nothing."""
+"""The data builds' caches: JSON lines, appended and synced as results come, so a killed build loses nothing; and the
+whole-file writes of the builds, each made under a temporary name and renamed."""
 
 import json
 import os
@@ -22,8 +23,30 @@ def append_rows(rows: list[dict], path: str):
 
 def replace_rows(rows: list[dict], path: str):
     """A cache made whole again (written under a temporary name, then renamed)."""
+    write_atomically(path, lambda temporary: write_text(temporary, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)))
+
+
+def write_atomically(path: str, write) -> None:
+    """Calls `write(temporary)` and then renames the temporary file to `path`, so a reader never sees half a file.
+    The temporary name carries the process id: two builds of one output folder (one --from_the_end) may write the
+    same file at the same moment, and a shared name let one rename away the other's file (FileNotFoundError).
+    The temporary keeps `path`'s extension, for writers that choose the format by it (soundfile, numpy)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = path + ".partial"
-    with open(temporary, "w") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(temporary, path)
+    stem, extension = os.path.splitext(path)
+    temporary = f"{stem}.partial-{os.getpid()}{extension}"
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_text(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)

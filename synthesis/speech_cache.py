@@ -13,6 +13,8 @@ import os
 import numpy as np
 import soundfile
 
+from synthesis.jsonl import write_atomically, write_bytes
+
 # libsndfile's Opus quality knob (0 best, 1 smallest); 0.93 is ~24 kbit/s for 16 kHz speech: ~11 MB an hour of audio
 COMPRESSION_LEVEL = 0.93
 
@@ -40,12 +42,7 @@ class SpeechCache:
         """Keeps the clip and returns what a later load gives back (the decoded Opus), for the build to write."""
         buffer = io.BytesIO()
         soundfile.write(buffer, samples, self.sampling_rate, format="OGG", subtype="OPUS", compression_level=COMPRESSION_LEVEL)
-        path = self.path(text, voice_key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        temporary = path + ".partial"
-        with open(temporary, "wb") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(temporary, path)
+        write_atomically(self.path(text, voice_key), lambda temporary: write_bytes(temporary, buffer.getvalue()))
         buffer.seek(0)
         decoded, _ = soundfile.read(buffer, dtype="float32")
         return decoded

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from synthesis.build_dataset import build, chunk_talk, is_held_out, plan, questions_for
+from synthesis.jsonl import write_atomically, write_text
 from synthesis.speak import Speaker, Voice, all_voices, split_voices
 from synthesis.topics import ANGLES, SUBFIELDS
 from synthesis.write_talks import clean_sentences, talk_requests
@@ -82,6 +83,32 @@ def test_held_out_split_has_unseen_talks_and_unseen_voices(tmp_path):
     assert not {c["voice"] for c in train} & {c["voice"] for c in test}
     train_voices, test_voices = split_voices(all_voices())
     assert {c["voice"] for c in test} <= set(test_voices) and len({c["voice"].engine for c in train}) == 2
+
+
+def test_two_builds_writing_one_file_at_once_both_finish(tmp_path, monkeypatch):
+    """Two builds of one folder (one --from_the_end) may write the same file at the same moment: the second writes
+    while the first is still writing. Each keeps its own temporary file, so neither renames the other's away."""
+    target = tmp_path / "build_info.json"
+    pids = iter([101, 202])
+    monkeypatch.setattr("os.getpid", lambda: next(pids))
+
+    def first_writer(temporary):
+        write_text(temporary, "first")
+        write_atomically(str(target), lambda other: write_text(other, "second"))  # the other build, meanwhile
+
+    write_atomically(str(target), first_writer)
+    assert target.read_text() == "first"  # the later rename wins, as with one writer after another
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build_info.json"]
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_its_temporary(tmp_path):
+    def failing(temporary):
+        write_text(temporary, "half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(str(tmp_path / "sub" / "clip.wav"), failing)
+    assert list((tmp_path / "sub").iterdir()) == []
 
 
 def test_both_engines_speak_16k_audio():
