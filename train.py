@@ -331,6 +331,9 @@ def main(argv: list[str] | None = None, callbacks=None):
     trainer.accelerator.wait_for_everyone()
     if args.push_to_hub:
         trainer.push_to_hub(commit_message=f"speechllm stage {recipe.stage}")
+    # Destroy the process group before the interpreter exits: a launched rank that exited with it alive (ZeRO-3, rank 1
+    # having waited while rank 0 exported) could abort in teardown ("terminate called without an active exception").
+    trainer.accelerator.end_training()
     return trainer
 
 
