@@ -242,13 +242,23 @@ def logged_losses(output_dir) -> dict[int, float]:
         return {int(step): value for step, value in json.load(handle)["loss"]}
 
 
-def test_a_killed_run_resumes_on_the_same_loss_curve(seamless_checkpoint, manifest, tmp_path):
-    schedule = ["--save_steps", "3", "--learning_rate", "1e-3", "--lr_scheduler_type", "linear", "--warmup_steps", "2"]
-    argv = stage_argv("joint", seamless_checkpoint, manifest, tmp_path / "straight", 8, *schedule)
-    straight = run_probed(argv, {})
+# One schedule for the straight run that both resume tests compare with (one run, ~30 s, shared by them).
+RESUME_SCHEDULE = ["--save_steps", "3", "--learning_rate", "1e-3", "--lr_scheduler_type", "linear", "--warmup_steps", "2",
+                   "--mapper_learning_rate", "2e-3"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(seamless_checkpoint, manifest, tmp_path_factory):
+    """8 joint steps never interrupted, a checkpoint every 3: the curve a resumed run must follow."""
+    output_dir = tmp_path_factory.mktemp("straight")
+    straight = run_probed(stage_argv("joint", seamless_checkpoint, manifest, output_dir, 8, *RESUME_SCHEDULE), {})
     assert straight.returncode == 0, straight.stderr[-3000:]
+    return output_dir
+
+
+def test_a_killed_run_resumes_on_the_same_loss_curve(seamless_checkpoint, manifest, straight_run, tmp_path):
     killed_dir = tmp_path / "killed"
-    argv = stage_argv("joint", seamless_checkpoint, manifest, killed_dir, 8, *schedule)
+    argv = stage_argv("joint", seamless_checkpoint, manifest, killed_dir, 8, *RESUME_SCHEDULE)
     killed = run_probed(argv, {"PROBE_KILL_AT_STEP": "5"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert sorted(os.listdir(killed_dir)) == ["checkpoint-3"]
@@ -260,28 +270,24 @@ def test_a_killed_run_resumes_on_the_same_loss_curve(seamless_checkpoint, manife
     assert survivor(make_audio(2.0), sampling_rate=16000, task="transcribe", max_new_tokens=3)
     resumed = run_probed(argv + ["--resume_from_checkpoint", "latest"], {})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected, got = logged_losses(tmp_path / "straight"), logged_losses(killed_dir)
+    expected, got = logged_losses(straight_run), logged_losses(killed_dir)
     assert sorted(got) == list(range(1, 9))  # steps 1-3 from the checkpoint's history, 4-8 logged after resuming
     for step, value in got.items():
         assert value == pytest.approx(expected[step], rel=1e-6, abs=1e-6), (step, value, expected[step])
 
 
-def test_a_run_continues_on_another_machine_from_its_committed_snapshot(seamless_checkpoint, manifest, tmp_path):
+def test_a_run_continues_on_another_machine_from_its_committed_snapshot(seamless_checkpoint, manifest, straight_run, tmp_path):
     from training.snapshots import restore_checkpoint
 
-    schedule = ["--save_steps", "3", "--learning_rate", "1e-3", "--lr_scheduler_type", "linear", "--warmup_steps", "2",
-                "--mapper_learning_rate", "2e-3"]
-    straight = run_probed(stage_argv("joint", seamless_checkpoint, manifest, tmp_path / "straight", 6, *schedule), {})
-    assert straight.returncode == 0, straight.stderr[-3000:]
     snapshot = str(tmp_path / "run.partial.safetensors")  # what is committed: fp16 mapper + LoRA, and the run's position
-    export_weights(tmp_path / "straight" / "checkpoint-3", snapshot)
-    assert os.path.getsize(snapshot) < os.path.getsize(tmp_path / "straight" / "checkpoint-3" / "model.safetensors")
+    export_weights(straight_run / "checkpoint-3", snapshot)
+    assert os.path.getsize(snapshot) < os.path.getsize(straight_run / "checkpoint-3" / "model.safetensors")
     moved = tmp_path / "elsewhere"  # a machine with none of the straight run's files
     assert restore_checkpoint(snapshot, seamless_checkpoint, str(moved)) == str(moved / "checkpoint-3")
-    resumed = run_probed(stage_argv("joint", seamless_checkpoint, manifest, moved, 6, *schedule, "--resume_from_checkpoint", "latest"), {})
+    resumed = run_probed(stage_argv("joint", seamless_checkpoint, manifest, moved, 8, *RESUME_SCHEDULE, "--resume_from_checkpoint", "latest"), {})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected, got = logged_losses(tmp_path / "straight"), logged_losses(moved)
-    assert sorted(got) == list(range(1, 7))
+    expected, got = logged_losses(straight_run), logged_losses(moved)
+    assert sorted(got) == list(range(1, 9))
     assert got[4] == pytest.approx(expected[4], rel=1e-3)  # the same weights (to fp16) on the same next batch
     assert got[4] != pytest.approx(expected[1], rel=1e-3)
 
@@ -289,9 +295,9 @@ def test_a_run_continues_on_another_machine_from_its_committed_snapshot(seamless
         with open(run_dir / "checkpoint-6" / "trainer_state.json") as handle:
             return [(entry["step"], entry["learning_rate"]) for entry in json.load(handle)["log_history"] if "learning_rate" in entry]
 
-    assert rates(moved) == rates(tmp_path / "straight")  # the schedule goes on where it was, not from its warm-up
+    assert rates(moved) == rates(straight_run)  # the schedule goes on where it was, not from its warm-up
     finished = str(tmp_path / "finished.safetensors")  # a finished run's export holds its weights only
-    export_weights(tmp_path / "straight", finished)
+    export_weights(straight_run, finished)
     with pytest.raises(ValueError, match="no run state"):
         restore_checkpoint(finished, seamless_checkpoint, str(tmp_path / "nowhere"))
 
