@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+from pathlib import Path
 import random
 import re
 import sys
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from synthesis.jsonl import write_atomically, write_text  # noqa: E402
+from synthesis.jsonl import write_atomically  # noqa: E402
 from synthesis.speak import FAMILY_SHARES, SAMPLING_RATE, VOICE_SETS, Speaker, pick_voices  # noqa: E402
 from synthesis.speech_cache import SpeechCache  # noqa: E402
 from synthesis.write_talks import clean_sentences  # noqa: E402
@@ -206,7 +207,7 @@ def augment(clips: list[dict], output_dir: str, fraction: float, seed: int, from
         digest = int(hashlib.sha1(f"{seed}:{clip['id']}".encode()).hexdigest()[:8], 16)
         noisy, applied = augmenter(samples, seed=digest)
         write_atomically(augmented_path(output_dir, clip, ".wav"), lambda path: soundfile.write(path, noisy, SAMPLING_RATE))
-        write_atomically(augmented_path(output_dir, clip, ".json"), lambda path: write_text(path, json.dumps(applied)))
+        write_atomically(augmented_path(output_dir, clip, ".json"), lambda path: Path(path).write_text(json.dumps(applied)))
     unfinished = [c for c in chosen if not os.path.exists(augmented_path(output_dir, c, ".json"))]
     if unfinished:  # the other build is still writing them; it writes the manifests
         return len(unfinished)
@@ -347,7 +348,7 @@ def timed(output_dir: str, phase: str):
     path = os.path.join(output_dir, "build_info.json")
     info = json.load(open(path)) if os.path.exists(path) else {"seconds": {}}
     info["seconds"][phase] = info["seconds"].get(phase, 0.0) + time.perf_counter() - started
-    write_atomically(path, lambda temporary: write_text(temporary, json.dumps(info, indent=1)))
+    write_atomically(path, lambda temporary: Path(temporary).write_text(json.dumps(info, indent=1)))
 
 
 def parse_mapping(text: str, value_type) -> dict:

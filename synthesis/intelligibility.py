@@ -11,13 +11,14 @@ keeps the voices at or below MAX_WER: a voice above it is dropped, not shipped.
 import argparse
 import json
 import os
+from pathlib import Path
 import sys
 import time
 
 from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from synthesis.jsonl import write_atomically, write_text  # noqa: E402
+from synthesis.jsonl import write_atomically  # noqa: E402
 
 MEASUREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_intelligibility.json")
 MAX_WER = 0.10
@@ -37,7 +38,7 @@ def read_measurements(path: str = MEASUREMENTS) -> dict[str, float]:
 
 
 def write_measurements(measurements: dict[str, float], path: str = MEASUREMENTS):
-    write_atomically(path, lambda temporary: write_text(temporary, json.dumps(dict(sorted(measurements.items())), indent=1) + "\n"))
+    write_atomically(path, lambda temporary: Path(temporary).write_text(json.dumps(dict(sorted(measurements.items())), indent=1) + "\n"))
 
 
 def voice_wer(speaker, transcriber, voice, sentences=TEST_SENTENCES) -> float:

@@ -3,6 +3,7 @@ whole-file writes of the builds, each made under a temporary name and renamed.""
 
 import json
 import os
+from pathlib import Path
 
 
 def read_rows(path: str) -> list[dict]:
@@ -23,7 +24,7 @@ def append_rows(rows: list[dict], path: str):
 
 def replace_rows(rows: list[dict], path: str):
     """A cache made whole again (written under a temporary name, then renamed)."""
-    write_atomically(path, lambda temporary: write_text(temporary, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)))
+    write_atomically(path, lambda temporary: Path(temporary).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)))
 
 
 def write_atomically(path: str, write) -> None:
@@ -40,13 +41,3 @@ def write_atomically(path: str, write) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-
-
-def write_text(path: str, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)

@@ -9,11 +9,12 @@ trains on the same samples. At ~24 kbit/s wideband Opus keeps speech intelligibl
 import hashlib
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from synthesis.jsonl import write_atomically, write_bytes
+from synthesis.jsonl import write_atomically
 
 # libsndfile's Opus quality knob (0 best, 1 smallest); 0.93 is ~24 kbit/s for 16 kHz speech: ~11 MB an hour of audio
 COMPRESSION_LEVEL = 0.93
@@ -42,7 +43,7 @@ class SpeechCache:
         """Keeps the clip and returns what a later load gives back (the decoded Opus), for the build to write."""
         buffer = io.BytesIO()
         soundfile.write(buffer, samples, self.sampling_rate, format="OGG", subtype="OPUS", compression_level=COMPRESSION_LEVEL)
-        write_atomically(self.path(text, voice_key), lambda temporary: write_bytes(temporary, buffer.getvalue()))
+        write_atomically(self.path(text, voice_key), lambda temporary: Path(temporary).write_bytes(buffer.getvalue()))
         buffer.seek(0)
         decoded, _ = soundfile.read(buffer, dtype="float32")
         return decoded

@@ -4,12 +4,13 @@ import collections
 import hashlib
 import json
 import random
+from pathlib import Path
 
 import pytest
 import soundfile
 
 from synthesis.build_dataset import build, chunk_talk, is_held_out, plan, questions_for
-from synthesis.jsonl import write_atomically, write_text
+from synthesis.jsonl import write_atomically
 from synthesis.speak import Speaker, Voice, all_voices, split_voices
 from synthesis.topics import ANGLES, SUBFIELDS
 from synthesis.write_talks import clean_sentences, talk_requests
@@ -93,8 +94,8 @@ def test_two_builds_writing_one_file_at_once_both_finish(tmp_path, monkeypatch):
     monkeypatch.setattr("os.getpid", lambda: next(pids))
 
     def first_writer(temporary):
-        write_text(temporary, "first")
-        write_atomically(str(target), lambda other: write_text(other, "second"))  # the other build, meanwhile
+        Path(temporary).write_text("first")
+        write_atomically(str(target), lambda other: Path(other).write_text("second"))  # the other build, meanwhile
 
     write_atomically(str(target), first_writer)
     assert target.read_text() == "first"  # the later rename wins, as with one writer after another
@@ -103,7 +104,7 @@ def test_two_builds_writing_one_file_at_once_both_finish(tmp_path, monkeypatch):
 
 def test_a_failed_write_leaves_neither_the_file_nor_its_temporary(tmp_path):
     def failing(temporary):
-        write_text(temporary, "half")
+        Path(temporary).write_text("half")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
