@@ -13,6 +13,7 @@ import os
 import sys
 
 import torch
+from transformers import AutoConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,13 +34,19 @@ LLM_1B = {
     "num_attention_heads": 32,
     "num_key_value_heads": 4,
     "max_position_embeddings": 2048,
-}  # the vocabulary stays the default's (SmolLM2's + the audio and pad tokens)
+}  # the vocabulary stays the default's (its LLM's + the audio and pad tokens)
 
 
 def bench_config(checkpoint: str, shape: str, **overrides) -> SpeechLLMConfig:
     if shape == "1b":
-        text = SpeechLLMConfig.from_pretrained(checkpoint).text_config.to_dict()
-        overrides["text_config"] = dict(text, **LLM_1B)
+        # A Llama config of its own that shares only the default's vocabulary: the default LLM's other fields belong
+        # to its family and size (Qwen2's `layer_types` names 24 layers, and a config of 22 refuses them).
+        text = SpeechLLMConfig.from_pretrained(checkpoint).text_config
+        # (A config object, not a dict: from_pretrained would merge a dict into the default LLM's config.)
+        llama = {key: value for key, value in LLM_1B.items() if key != "model_type"}
+        overrides["text_config"] = AutoConfig.for_model(
+            LLM_1B["model_type"], vocab_size=text.vocab_size, tie_word_embeddings=text.tie_word_embeddings, **llama
+        )
     return SpeechLLMConfig.from_pretrained(checkpoint, **overrides)
 
 
