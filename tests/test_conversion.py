@@ -26,13 +26,13 @@ def test_every_ctranslate2_tensor_has_a_home():
     assert not unmapped and len(tensors) > 100
 
 
-# Two real speakers, read from their manifests as train.py reads them: the ARCTIC clip, and a LibriVox clip that
-# Whisper tiny.en gets word for word; Whisper base (multilingual) decodes the LibriVox clip too.
+# Three real speakers, read from their manifests as train.py reads them: the ARCTIC clip, LibriVox clips and the 1961
+# JFK broadcast, which Whisper tiny.en gets word for word; Whisper base (multilingual) decodes a LibriVox clip too.
 @pytest.mark.parametrize(
     "build, manifest, row",
     [("whisper_tiny_en", "arctic.jsonl", 0), ("whisper_tiny_en", "librivox.jsonl", 4), ("whisper_tiny_en", "librivox.jsonl", 2),
-     ("whisper_base", "librivox.jsonl", 4)],
-    ids=["tiny.en-arctic", "tiny.en-librivox", "tiny.en-librivox-2", "base-librivox"],
+     ("whisper_tiny_en", "jfk.jsonl", 0), ("whisper_base", "librivox.jsonl", 4)],
+    ids=["tiny.en-arctic", "tiny.en-librivox", "tiny.en-librivox-2", "tiny.en-jfk", "base-librivox"],
 )
 def test_converted_whisper_transcribes_a_real_recording_with_its_own_decoder(part_cache, build, manifest, row):
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizerFast
