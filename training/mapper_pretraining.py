@@ -27,6 +27,7 @@ from modeling_speechllm import (
     stage_a_loss,
 )
 from processing_speechllm import load_audio
+from synthesis.jsonl import write_atomically
 from training.checkpoints import tensor_bytes_digest
 from training.data import pad_token_rows
 from training.zero import whole_tensors_while_building
@@ -131,7 +132,8 @@ def load_encoder(checkpoint: str, config: SpeechLLMConfig) -> SpeechEncoder:
 def fill_feature_cache(sources: list, checkpoint: str, config, processor, cache_dir: str, batch_size: int = 8) -> list[str]:
     """Encoder frames (layer `encoder_layer`, averaged) of every clip as .npy files; computes only what is missing.
 
-    Files are written under a temporary name and renamed, so a killed run leaves no half-written entry."""
+    Each file is written atomically (`synthesis.jsonl.write_atomically`): a killed run leaves no half-written entry, and
+    two processes filling one cache never rename away each other's file."""
     with whole_tensors_while_building():  # the frozen encoder runs whole on every process, never partitioned
         directory = os.path.join(cache_dir, encoder_fingerprint(checkpoint, config))
     os.makedirs(directory, exist_ok=True)
@@ -150,9 +152,8 @@ def fill_feature_cache(sources: list, checkpoint: str, config, processor, cache_
             with torch.no_grad():
                 frames, lengths = encoder(features["input_features"], features["input_features_mask"])
             for i, row_frames, length in zip(chunk, frames, lengths):
-                temporary = paths[i] + ".partial.npy"
-                np.save(temporary, row_frames[: int(length)].float().numpy())
-                os.replace(temporary, paths[i])
+                row = row_frames[: int(length)].float().numpy()
+                write_atomically(paths[i], lambda temporary, row=row: np.save(temporary, row))
     return paths
 
 
