@@ -39,10 +39,9 @@ LLM_1B = {
 
 def bench_config(checkpoint: str, shape: str, **overrides) -> SpeechLLMConfig:
     if shape == "1b":
-        # A Llama config of its own that shares only the default's vocabulary: the default LLM's other fields belong
-        # to its family and size (Qwen2's `layer_types` names 24 layers, and a config of 22 refuses them).
+        # A Llama config object of its own that shares only the default's vocabulary (a dict would be merged into the
+        # default LLM's config, whose fields belong to its family and size: Qwen2's 24 `layer_types` refuse 22 layers).
         text = SpeechLLMConfig.from_pretrained(checkpoint).text_config
-        # (A config object, not a dict: from_pretrained would merge a dict into the default LLM's config.)
         llama = {key: value for key, value in LLM_1B.items() if key != "model_type"}
         overrides["text_config"] = AutoConfig.for_model(
             LLM_1B["model_type"], vocab_size=text.vocab_size, tie_word_embeddings=text.tie_word_embeddings, **llama
