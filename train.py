@@ -33,6 +33,7 @@ from training.data import (
     DataError,
     InstructionCollator,
     TaskBatchSampler,
+    apply_source_weights,
     build_examples,
     example_tasks,
     keep_usable_rows,
@@ -60,8 +61,20 @@ COMMON_DEFAULTS = {"remove_unused_columns": False, "logging_steps": 10, "report_
 class RecipeArguments:
     stage: str = field(metadata={"help": "mapper (A) | text (B) | joint (C)", "choices": STAGES})
     model_name_or_path: str = field(metadata={"help": "a speechllm checkpoint directory (e.g. scripts/build_from_parts.py)"})
-    train_file: list[str] = field(metadata={"help": "manifest (.jsonl/.csv/.tsv) or a datasets directory; several are read as one"})
-    eval_file: list[str] | None = field(default=None, metadata={"help": "same formats as train_file"})
+    train_file: list[str] = field(
+        metadata={"help": "data sources, mixed: a manifest (.jsonl/.csv/.tsv), a dataset directory (saved, audiofolder, "
+                          "parquet), a Hub id, or a JSON object naming one with its options (training/sources.py)"}
+    )
+    eval_file: list[str] | None = field(default=None, metadata={"help": "same forms as train_file"})
+    dataset_config: str | None = field(default=None, metadata={"help": "the datasets' configuration (load_dataset's name)"})
+    train_split: str = field(default="train", metadata={"help": "the split of a dataset source that trains"})
+    eval_split: str = field(default="test", metadata={"help": "the split of a dataset source that evaluates"})
+    audio_column: str | None = field(default=None, metadata={"help": "the sources' audio column (default: audio)"})
+    text_column: str | None = field(default=None, metadata={"help": "the sources' transcript column (default: transcript)"})
+    translation_column: str | None = field(default=None, metadata={"help": "the sources' translation column"})
+    question_column: str | None = field(default=None, metadata={"help": "the sources' question column"})
+    answer_column: str | None = field(default=None, metadata={"help": "the sources' answer column"})
+    streaming: bool = field(default=False, metadata={"help": "read dataset sources as a stream (with max_rows in a source)"})
     mapper_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the SpeechMapper from this stage-A output"})
     lora_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the LoRA adapters from this stage-B output"})
     feature_cache_dir: str | None = field(default=None, metadata={"help": "mapper: encoder-feature cache (default ~/.cache/speechllm/features)"})
@@ -116,12 +129,23 @@ def parse_arguments(argv: list[str]) -> tuple[RecipeArguments, TrainingArguments
 
 
 def file_as_flags(values: dict) -> list[str]:
-    """{"max_steps": 40, "bf16": True} → ["--max_steps", "40", "--bf16", "True"] (flags given after them win)."""
+    """{"max_steps": 40, "bf16": True} → ["--max_steps", "40", "--bf16", "True"] (flags given after them win); a
+    mapping in a list (a data source with options) becomes its JSON."""
     flags = []
     for name, value in values.items():
         if value is not None:
-            flags += [f"--{name}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+            flags += [f"--{name}", *(map(flag_text, value) if isinstance(value, list) else [flag_text(value)])]
     return flags
+
+
+def flag_text(value) -> str:
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def source_defaults(recipe, split: str) -> dict:
+    """The run's data options, for every source that does not set its own (training/sources.py)."""
+    names = ("audio_column", "text_column", "translation_column", "question_column", "answer_column", "streaming")
+    return {"config": recipe.dataset_config, "split": split, **{name: getattr(recipe, name) for name in names}}
 
 
 def read_config_file(path: str) -> dict:
@@ -146,16 +170,18 @@ def check_stage(stage):
 def mapper_stage(recipe, args, processor) -> dict:
     """Stage A: cached encoder features → SpeechMapper → LLM embedding rows (no LLM layers)."""
 
-    def usable_clips(path, name):
+    def usable_clips(specs, split, name):
         with args.main_process_first(desc=f"checking {name}"):
-            rows = keep_usable_rows(read_manifests(path), lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
-        return first_of_each_clip(rows)
+            rows = read_manifests(specs, **source_defaults(recipe, split))
+            rows = keep_usable_rows(rows, lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
+        rows = first_of_each_clip(rows)
+        return apply_source_weights(rows, args.seed) if name == "train" else rows  # the mix is what trains
 
     if args.label_names is None:  # the Trainer computes an eval loss only for inputs it knows as labels
         args.label_names = ["transcript_ids"]
     # The data first: a manifest with no usable row stops the run before any model is built.
-    train_rows = usable_clips(recipe.train_file, "train")
-    eval_rows = usable_clips(recipe.eval_file, "eval") if recipe.eval_file else None
+    train_rows = usable_clips(recipe.train_file, recipe.train_split, "train")
+    eval_rows = usable_clips(recipe.eval_file, recipe.eval_split, "eval") if recipe.eval_file else None
     model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **config_overrides(recipe))
     cache_dir = recipe.feature_cache_dir or os.path.expanduser("~/.cache/speechllm/features")
 
@@ -205,19 +231,22 @@ def instruction_stage(recipe, args, processor) -> dict:
             return ("asr",)
         return tasks + ("asr",) if add_asr and row["task"] in SPEECH_TASKS and row["transcript"] else tasks
 
-    def prepare(path, name):
+    def prepare(specs, split, name):
         with args.main_process_first(desc=f"checking {name}"):
-            rows = keep_usable_rows(read_manifests(path), tasks_for_row, processor, joint and bool(sigma), name)
+            rows = read_manifests(specs, **source_defaults(recipe, split))
+            rows = keep_usable_rows(rows, tasks_for_row, processor, joint and bool(sigma), name)
         if recipe.task_agnostic:
             rows = rows.map(lambda row: {"task": "asr"})
+        if name == "train":  # the mix is what trains; every eval row counts once
+            rows = apply_source_weights(rows, args.seed)
         return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt,
                               read=recipe.text_in_speech_slot)
 
     # The data first: unusable data stops the run before the model is loaded.
-    train_examples = prepare(recipe.train_file, "train")
+    train_examples = prepare(recipe.train_file, recipe.train_split, "train")
     if recipe.stage == "text" or recipe.task_sampling:
         require_sampled_tasks(train_examples, probabilities, recipe.stage, "train")
-    eval_examples = prepare(recipe.eval_file, "eval") if recipe.eval_file else None
+    eval_examples = prepare(recipe.eval_file, recipe.eval_split, "eval") if recipe.eval_file else None
     sampler = None
     if joint and recipe.task_sampling:
         sampler = TaskBatchSampler(

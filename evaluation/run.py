@@ -39,6 +39,7 @@ from evaluation.language_id import adherence  # noqa: E402
 from pipeline_speechllm import task_instruction  # noqa: E402
 from processing_speechllm import load_audio  # noqa: E402
 from training.data import usable_rows_of_tasks  # noqa: E402
+from training.sources import DataError, parse_source  # noqa: E402
 
 logger = logging.getLogger("speechllm.evaluation")
 METRICS_DIR = os.path.join(ROOT, "evaluation", "metrics")
@@ -276,15 +277,16 @@ def plot(results: dict, path: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def evaluation_rows(data: str | list[str], processor, limit: int | None, per_task: int | None = None) -> list[dict]:
-    """The usable ASR/ST/SQA rows of one manifest, or of several pooled (ids prefixed by each file's name); with
-    `per_task`, a seeded sample of that many rows of each task (fewer where a task has fewer), in manifest order."""
-    paths = [data] if isinstance(data, str) else list(data)
+def evaluation_rows(data, processor, limit: int | None, per_task: int | None = None, **source_options) -> list[dict]:
+    """The usable ASR/ST/SQA rows of one source, or of several pooled (ids prefixed by each source's name); with
+    `per_task`, a seeded sample of that many rows of each task (fewer where a task has fewer), in source order.
+    `source_options` (split, columns, ...) apply to every source that does not set its own (training/sources.py)."""
+    specs = [data] if isinstance(data, (str, dict)) else list(data)
     rows = []
-    for path in paths:
-        name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
-        part = usable_rows_of_tasks(path, EVALUATED_TASKS, processor, f"eval {name}")
-        rows += [{**row, "id": f"{name}/{row['id']}"} for row in part] if len(paths) > 1 else part
+    for spec in specs:
+        name = parse_source(spec, **source_options).name
+        part = usable_rows_of_tasks(spec, EVALUATED_TASKS, processor, f"eval {name}", **source_options)
+        rows += [{**row, "id": f"{name}/{row['id']}"} for row in part] if len(specs) > 1 else part
     if per_task is not None:
         rows = sample_per_task(rows, per_task)
     return rows[:limit]
@@ -330,12 +332,13 @@ def evaluate_model(
     rtf_clips=8,
     translate_to=(),
     per_task=None,
+    source_options=None,
 ):
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=model_dir)
     pipe.model.merge_lora()  # inference only: folded adapters decode ~1.25× faster, same tokens (bench/RESULTS.md)
-    rows = evaluation_rows(data, pipe.processor, limit, per_task)
+    rows = evaluation_rows(data, pipe.processor, limit, per_task, **(source_options or {}))
     if not rows:
         raise ValueError(f"{data} has no usable ASR/ST/SQA rows to evaluate")
     comet, comet_note = comet_scorer()
@@ -378,7 +381,14 @@ def evaluate_model(
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, nargs="+", help="manifests (.jsonl/.csv/.tsv) or datasets directories, pooled")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="data sources, pooled: manifests (.jsonl/.csv/.tsv), dataset directories (saved, audiofolder, "
+                             "parquet), Hub ids, or JSON objects naming one with its options (training/sources.py)")
+    parser.add_argument("--split", default="test", help="the split of a dataset source (default: test)")
+    parser.add_argument("--dataset_config", help="the datasets' configuration (load_dataset's name)")
+    for column in ("audio", "text", "translation", "question", "answer"):
+        parser.add_argument(f"--{column}_column", help=f"the sources' {column} column, where it is not the project's name")
+    parser.add_argument("--streaming", action="store_true", help="read dataset sources as a stream (with --limit)")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--whisper_reference", help="a Whisper checkpoint to transcribe the ASR rows beside ours")
     parser.add_argument("--batch_size", type=int, default=8)
@@ -391,10 +401,17 @@ def main():
     parser.add_argument("--translate_to", nargs="*", default=[], help="e.g. de it zh: translate the ASR clips, report the language share")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    evaluate_model(
-        args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens, args.limit,
-        args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips, args.translate_to, args.per_task,
-    )
+    columns = ("audio_column", "text_column", "translation_column", "question_column", "answer_column")
+    source_options = {"split": args.split, "config": args.dataset_config, "streaming": args.streaming or None,
+                      "max_rows": args.limit if args.streaming else None, **{name: getattr(args, name) for name in columns}}
+    try:
+        evaluate_model(
+            args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens,
+            args.limit, args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips, args.translate_to, args.per_task,
+            source_options,
+        )
+    except DataError as error:  # unusable data: the message says which source and the fix; no traceback
+        raise SystemExit(f"evaluation.run: {error}")
 
 
 if __name__ == "__main__":

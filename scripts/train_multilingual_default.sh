@@ -12,7 +12,8 @@
 #   scripts/train_multilingual_default.sh   # needs the v2 build (outputs/fakacl-v2) and stage A's extra build
 #                                           # (outputs/fakacl-v2-fast): synthesis/DATA.md
 # A and B run side by side (appending to outputs/multilingual-stage-{a,b}.log: a rerun keeps a finished stage's log), then C,
-# then C-ASR (C continued on ASR alone), then C2 (the joint mix again), then C3 (the papers' mix, lower learning rates).
+# then C-ASR (C continued on ASR alone), then C2 (the joint mix again), then C3 (the papers' mix, lower learning rates),
+# then C-real (real recordings in the ASR share).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -60,3 +61,7 @@ run_stage c env
 run_stage c_asr env  # stage C continued on ASR alone: the LLM learns to read the mapper first (configs/multilingual_stage_c_asr.yaml)
 run_stage c2 env  # then the joint mix again, ASR-heavier (configs/multilingual_stage_c2.yaml)
 run_stage c3 env  # then the papers' mix at lower learning rates, for translation and answers (configs/multilingual_stage_c3.yaml)
+# then real speech in the ASR share (speechocean762's training speakers, at ../shared/data or SPEECHOCEAN762, and
+# Debian's Asterisk prompts): configs/multilingual_stage_c_real.yaml
+[ -f outputs/asterisk-prompts/metadata.jsonl ] || "$PYTHON" -m training.asterisk_prompts --output_dir outputs/asterisk-prompts
+run_stage c_real env

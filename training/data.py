@@ -1,8 +1,8 @@
-"""Training data: manifests and datasets → validated rows → task examples → model batches.
+"""Training data: sources → validated rows → task examples → model batches.
 
 A manifest is JSONL, CSV or TSV with the columns a task needs (`audio`, `transcript`, `task`, `src_lang`,
-`tgt_lang`, `translation`, `question`, `answer`); a `datasets` directory saved with `save_to_disk` or any dataset
-with an audio column works too. Audio is decoded with soundfile (no torchcodec). Bad rows are reported with their
+`tgt_lang`, `translation`, `question`, `answer`); a `datasets` directory saved with `save_to_disk`, an audiofolder
+or a Hub dataset works too, its columns mapped onto these (training/sources.py). Audio is decoded with soundfile (no torchcodec). Bad rows are reported with their
 ids and skipped, and counted at the end: a run never dies halfway on one bad file, and never drops rows silently.
 """
 
@@ -14,8 +14,10 @@ import zlib
 import datasets
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from processing_speechllm import TRANSCRIBE_INSTRUCTION, load_audio, translation_instruction
+from training.sources import DataError, load_source, parse_source
 
 logger = logging.getLogger("speechllm.data")
 
@@ -36,67 +38,57 @@ UNUSED = "no task for this stage"
 TEXT_TWIN = {"st": "mt", "sqa": "qa"}
 
 
-class DataError(ValueError):
-    """Training data that cannot be used as given; the message names the file (and rows) and the fix. train.py
-    prints it without a traceback."""
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def read_rows(path: str) -> datasets.Dataset:
-    """A manifest (JSONL/CSV/TSV) or a saved `datasets` directory → a Dataset with every manifest column and `id`."""
-    if not os.path.exists(path):
-        raise DataError(f"manifest {path} does not exist: give the path of a .jsonl/.csv/.tsv manifest or a saved dataset")
-    if os.path.isdir(path):
-        dataset = read_or_explain(path, lambda: datasets.load_from_disk(path), "a directory saved with save_to_disk")
-        if isinstance(dataset, datasets.DatasetDict):
-            raise DataError(f"{path} holds several splits {list(dataset)}: pass the directory of one split")
-        base_dir = path
-    else:
-        extension = os.path.splitext(path)[1].lower()
-        readers = {".jsonl": ("json", {}), ".json": ("json", {}), ".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t"})}
-        if extension not in readers:
-            raise DataError(f"{path}: unknown manifest type {extension!r}; use .jsonl, .csv, .tsv or a saved dataset")
-        if os.path.getsize(path) == 0:
-            raise DataError(f"manifest {path} has no rows: the file is empty")
-        builder, options = readers[extension]
-        form = "one JSON object per line" if builder == "json" else f"a header line, then one row per line ({extension})"
-        dataset = read_or_explain(path, lambda: datasets.load_dataset(builder, data_files=path, split="train", **options), form)
-        base_dir = os.path.dirname(os.path.abspath(path))
+def read_rows(spec, **defaults) -> datasets.Dataset:
+    """One source (training/sources.py: a manifest, a dataset directory, an audiofolder or a Hub id, with its
+    options) → a Dataset with every manifest column, `id`, and the source's `source_weight`."""
+    source = parse_source(spec, **defaults)
+    dataset = load_source(source)
+    if isinstance(dataset, datasets.IterableDataset):
+        dataset = materialise_stream(dataset, source)
     if len(dataset) == 0:
-        raise DataError(f"manifest {path} has no rows")
-    return normalise_columns(dataset, base_dir)
+        raise DataError(f"{source.name} has no rows" + (f" for speakers={source.speakers!r}" if source.speakers != "all" else ""))
+    base_dir = os.path.dirname(os.path.abspath(source.path)) if source.is_manifest() else os.path.abspath(source.path)
+    dataset = normalise_columns(dataset, base_dir)
+    return dataset.add_column("source_weight", [float(source.weight)] * len(dataset))
 
 
-def read_manifests(paths: str | list[str]) -> datasets.Dataset:
-    """One manifest, or several read as one: the columns they all have, each resolving its own relative audio paths
-    (e.g. a build spoken by natural voices beside a larger one spoken by the fast voices). Row ids may repeat
-    across manifests: they only name rows in messages."""
-    if isinstance(paths, str):
-        return read_rows(paths)
-    if not paths:
-        raise DataError("no manifest given: name one or more .jsonl/.csv/.tsv manifests or saved datasets")
-    parts = [read_rows(path) for path in paths]
+def materialise_stream(stream: datasets.IterableDataset, source) -> datasets.Dataset:
+    """A streamed source's rows, read once, in order, into a local Arrow table (audio as bytes, undecoded)."""
+    rows = tqdm(stream, desc=f"streaming {source.name}", unit=" rows")
+    return datasets.Dataset.from_generator(lambda: (dict(row) for row in rows))
+
+
+def read_manifests(specs, **defaults) -> datasets.Dataset:
+    """One source, or several read as one: the columns they all have, each resolving its own relative audio paths
+    (e.g. a build spoken by natural voices beside a larger one spoken by the fast voices, beside a real corpus).
+    Row ids may repeat across sources: they only name rows in messages."""
+    if isinstance(specs, (str, dict)):
+        return read_rows(specs, **defaults)
+    if not specs:
+        raise DataError("no data given: name one or more manifests, dataset directories or Hub ids")
+    parts = [read_rows(spec, **defaults) for spec in specs]
     shared = [column for column in parts[0].column_names if all(column in part.column_names for part in parts)]
     return datasets.concatenate_datasets([part.select_columns(shared) for part in parts])
 
 
-def read_or_explain(path: str, read, form: str):
-    """Run `read`; a failure inside `datasets` becomes a DataError that names the file and the expected form."""
-    try:
-        return read()
-    except Exception as error:  # datasets wraps parser errors in its own classes (DatasetGenerationError, ...)
-        cause = error.__cause__ or error
-        raise DataError(f"cannot read manifest {path}: {type(cause).__name__}: {cause}; it must hold {form}") from error
+def apply_source_weights(rows: datasets.Dataset, seed: int = 0) -> datasets.Dataset:
+    """Each row as many times as its source's weight: weight 3 → three times, 0.5 → a seeded half of the rows
+    (2.5 → twice, and a seeded half once more). The mix of sources in every stage, the task-sampled one included."""
+    weights = np.asarray(rows["source_weight"], dtype=np.float64)
+    if np.all(weights == 1.0):
+        return rows
+    rng = np.random.default_rng(seed)
+    copies = np.floor(weights).astype(int) + (rng.random(len(weights)) < weights - np.floor(weights))
+    return rows.select(np.repeat(np.arange(len(rows)), copies))
 
 
 def normalise_columns(dataset: datasets.Dataset, base_dir: str) -> datasets.Dataset:
     """Undecoded audio, relative paths resolved against the manifest, missing columns as None, a string `id`."""
-    if "audio" in dataset.column_names and isinstance(dataset.features["audio"], datasets.Audio):
-        dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
     missing = [c for c in MANIFEST_COLUMNS if c not in dataset.column_names]
     for column in missing:
         dataset = dataset.add_column(column, [None] * len(dataset))
@@ -199,9 +191,9 @@ def summarise_skipped(reasons: list[str], num_usable: int, name: str) -> str:
     return text + f", {unused} with no task for this stage"
 
 
-def usable_rows_of_tasks(path: str, tasks: tuple[str, ...], processor, name: str, limit: int | None = None) -> list[dict]:
-    """The usable rows of a manifest whose task is one of `tasks` (the others are dropped as unused), in file order."""
-    rows = keep_usable_rows(read_rows(path), lambda row: (row["task"],) if row["task"] in tasks else (), processor, False, name)
+def usable_rows_of_tasks(spec, tasks: tuple[str, ...], processor, name: str, limit: int | None = None, **defaults) -> list[dict]:
+    """The usable rows of a source whose task is one of `tasks` (the others are dropped as unused), in its order."""
+    rows = keep_usable_rows(read_rows(spec, **defaults), lambda row: (row["task"],) if row["task"] in tasks else (), processor, False, name)
     return list(rows)[:limit]
 
 
