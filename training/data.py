@@ -59,8 +59,10 @@ def read_rows(spec, **defaults) -> datasets.Dataset:
 
 def materialise_stream(stream: datasets.IterableDataset, source) -> datasets.Dataset:
     """A streamed source's rows, read once, in order, into a local Arrow table (audio as bytes, undecoded)."""
-    rows = tqdm(stream, desc=f"streaming {source.name}", unit=" rows")
-    return datasets.Dataset.from_generator(lambda: (dict(row) for row in rows))
+    def rows():  # the progress bar made inside: from_generator pickles the function to name its cache
+        yield from (dict(row) for row in tqdm(stream, desc=f"streaming {source.name}", unit=" rows"))
+
+    return datasets.Dataset.from_generator(rows)
 
 
 def read_manifests(specs, **defaults) -> datasets.Dataset:

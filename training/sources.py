@@ -143,6 +143,10 @@ def audiofolder_metadata(source: DataSource) -> str | None:
         for name in ("metadata.jsonl", "metadata.csv"):
             if os.path.isfile(os.path.join(folder, name)):
                 return os.path.join(folder, name)
+    splits = sorted(entry.name for entry in os.scandir(source.path) if entry.is_dir() and audiofolder_metadata(
+        DataSource(path=entry.path)))
+    if splits:
+        raise DataError(f"{source.path} has no split {source.split!r}: pass --split (or \"split\") with one of {splits}")
     return None
 
 

@@ -1,0 +1,166 @@
+"""Data sources by name (training/sources.py): audiofolders, saved datasets, parquet folders laid out as on the Hub,
+column mapping, splits, held-out speakers, streaming and mixing weights — and a clear error for each bad source."""
+
+import io
+import json
+import logging
+
+import datasets
+import numpy as np
+import pytest
+import soundfile
+from conftest import make_audio
+from test_train import losses, run_stage
+
+from training.data import apply_source_weights, keep_usable_rows, read_manifests, read_rows
+from training.sources import DataError, is_dev_speaker, parse_source, sentence_case
+
+SPEAKERS = [f"{i:04d}" for i in range(1, 13)]
+
+
+@pytest.fixture(scope="module")
+def audiofolder(tmp_path_factory):
+    """speechocean762's layout: train/ and test/, Opus clips, metadata.jsonl with upper-case `text` and `speaker`."""
+    root = tmp_path_factory.mktemp("audiofolder")
+    for split, speakers in (("train", SPEAKERS[:8]), ("test", SPEAKERS[8:])):
+        (root / split).mkdir()
+        rows = []
+        for i, speaker in enumerate(speakers):
+            name = f"{speaker}{i:03d}.opus"
+            soundfile.write(root / split / name, make_audio(2.5, seed=i), 16000, format="OGG", subtype="OPUS")
+            rows.append({"file_name": name, "text": f"I SAW THE FOX NUMBER {i}", "speaker": speaker, "age": 6 + i})
+        (root / split / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+def wav_bytes(seconds: float, seed: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, make_audio(seconds, seed=seed), 16000, format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def parquet_folder(tmp_path_factory):
+    """A Hub dataset's layout: data/{split}-*.parquet, audio as {bytes, path}, a `sentence` column; one clip's bytes
+    are not audio."""
+    root = tmp_path_factory.mktemp("hub-layout")
+    (root / "data").mkdir()
+    for split, count in (("train", 6), ("validation", 2)):
+        audio = [{"bytes": wav_bytes(2.5, seed=i), "path": f"{split}{i}.wav"} for i in range(count)]
+        if split == "train":
+            audio[5] = {"bytes": b"not audio at all", "path": "broken.wav"}
+        table = datasets.Dataset.from_dict({"audio": audio, "sentence": [f"the {split} clip {i}" for i in range(count)]})
+        table.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+def test_audiofolder_by_split_with_column_mapping_and_sentence_case(audiofolder):
+    rows = read_rows({"path": str(audiofolder), "split": "test", "text_column": "text", "text_case": "sentence"})
+    assert len(rows) == 4 and sorted(set(rows["speaker"])) == SPEAKERS[8:]
+    assert rows[0]["transcript"] == "I saw the fox number 0"  # sentence case, "I" kept upper case
+    assert rows[0]["task"] == "asr" and rows[0]["audio_source"].endswith(".opus")
+    samples, rate = soundfile.read(rows[0]["audio_source"])
+    assert rate == 16000 and abs(len(samples) - 2.5 * rate) < 0.05 * rate  # Opus decodes with soundfile (no torchcodec)
+    same = read_rows(str(audiofolder / "train"), text_column="text")  # the split's own folder, the run's defaults
+    assert len(same) == 8 and same[0]["transcript"] == "I SAW THE FOX NUMBER 0"
+
+
+def test_held_out_speakers_are_disjoint_and_cover_the_split(audiofolder):
+    source = {"path": str(audiofolder), "text_column": "text", "dev_speaker_share": 0.3}
+    train = read_rows({**source, "speakers": "train"})
+    dev = read_rows({**source, "speakers": "dev"})
+    assert set(train["speaker"]).isdisjoint(dev["speaker"])
+    assert sorted(set(train["speaker"]) | set(dev["speaker"])) == SPEAKERS[:8]
+    assert sorted(set(dev["speaker"])) == [s for s in SPEAKERS[:8] if is_dev_speaker(s, 0.3)]
+    assert 0 < len(dev) < 8
+
+
+def test_parquet_folder_like_the_hub_decodes_bytes_and_skips_the_broken_clip(parquet_folder, tiny_checkpoint, caplog):
+    from processing_speechllm import SpeechLLMProcessor
+
+    rows = read_rows(str(parquet_folder), split="train", text_column="sentence")
+    assert rows["transcript"][:2] == ["the train clip 0", "the train clip 1"]
+    assert isinstance(rows[0]["audio_source"], bytes)
+    processor = SpeechLLMProcessor.from_pretrained(tiny_checkpoint)
+    with caplog.at_level(logging.WARNING, logger="speechllm.data"):
+        usable = keep_usable_rows(rows, lambda row: ("asr",), processor, False, "hub")
+    assert len(usable) == 5
+    assert "skipping row 5: audio: cannot decode audio" in caplog.text
+    validation = read_rows(str(parquet_folder), split="validation", text_column="sentence")
+    assert validation["transcript"] == ["the validation clip 0", "the validation clip 1"]
+
+
+def test_streaming_reads_only_the_first_rows(parquet_folder):
+    rows = read_rows({"path": str(parquet_folder), "streaming": True, "max_rows": 3, "text_column": "sentence"})
+    assert rows["transcript"] == ["the train clip 0", "the train clip 1", "the train clip 2"]
+    assert isinstance(rows[2]["audio_source"], bytes)
+
+
+def test_mixing_weights_repeat_or_thin_each_source(audiofolder, manifest):
+    mixed = read_manifests([manifest, {"path": str(audiofolder), "text_column": "text", "weight": 2.5}])
+    weighted = apply_source_weights(mixed, seed=0)
+    from_folder = [row for row in weighted["audio_source"] if row and row.endswith(".opus")]
+    assert len(from_folder) in range(16, 25) and len(set(from_folder)) == 8  # each twice, a seeded half once more
+    assert len(from_folder) == len([r for r in apply_source_weights(mixed, seed=0)["audio_source"] if r and r.endswith(".opus")])
+    assert len(weighted) - len(from_folder) == 12  # the manifest's rows (weight 1) once each
+    half = apply_source_weights(read_rows({"path": str(audiofolder), "text_column": "text", "weight": 0.5}), seed=1)
+    assert 0 < len(half) < 8
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"text_column": "words"}, "no column 'words' for transcript (its columns: text, speaker, age, audio): pass --text_column"),
+        ({"split": "dev"}, "has no split 'dev'"),
+        ({"speakers": "dev", "speaker_column": "talker"}, "there is no 'talker'"),
+        ({"colour": "red"}, "unknown option(s) colour"),
+        ({"weight": 0}, "weight must be positive"),
+        ({"speakers": "half"}, "speakers must be one of all, train, dev"),
+    ],
+)
+def test_bad_sources_name_the_fix(audiofolder, spec, message):
+    with pytest.raises(DataError) as caught:
+        read_rows({"path": str(audiofolder), **spec})
+    assert message in str(caught.value)
+
+
+def test_missing_split_of_a_parquet_folder_and_an_unreachable_hub_id(parquet_folder):
+    with pytest.raises(DataError, match="has no split 'test'.*pass --split"):
+        read_rows(str(parquet_folder), split="test")
+    with pytest.raises(DataError, match="a Hub id: with no network"):
+        read_rows("nobody-here/no-such-dataset")
+    with pytest.raises(DataError, match="does not exist"):
+        read_rows("outputs/no-such-manifest.jsonl")
+    with pytest.raises(DataError, match="write it as a JSON object"):
+        parse_source('{"path": oops}')
+
+
+def test_sentence_case():
+    assert sentence_case("WE CALL IT BEAR") == "We call it bear"
+    assert sentence_case("I'M SURE I CAN") == "I'm sure I can"
+
+
+def test_joint_stage_trains_on_an_audiofolder_mixed_with_a_manifest(audiofolder, manifest, seamless_checkpoint, tmp_path):
+    source = json.dumps({"path": str(audiofolder), "text_column": "text", "text_case": "sentence", "weight": 2})
+    trainer = run_stage("joint", seamless_checkpoint, manifest, tmp_path / "c", "--train_file", manifest, source,
+                        "--task_probabilities", "asr=0.5,st=0.3,sqa=0.2", steps=3)
+    examples = trainer.train_dataset
+    folder_rows = [i for i, audio in enumerate(examples["audio_source"]) if audio and audio.endswith(".opus")]
+    assert len(folder_rows) == 16 and {examples[i]["as_task"] for i in folder_rows} == {"asr"}
+    assert "I saw the fox number 3" in examples["transcript"]
+    assert len(losses(trainer)) == 3 and all(np.isfinite(losses(trainer)))
+
+
+def test_evaluation_cli_says_what_is_wrong_without_a_traceback(audiofolder, tiny_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "evaluation.run", "--model", tiny_checkpoint, "--data", str(audiofolder),
+         "--text_column", "sentence", "--output_dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert "no column 'sentence' for transcript" in result.stderr and "Traceback" not in result.stderr
