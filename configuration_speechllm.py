@@ -74,6 +74,8 @@ class SpeechLLMConfig(PreTrainedConfig):
     loss_sigma: weight of the MSE term in stage B/C, `(1−σ)·CE + σ·MSE` (0 disables it).
     stage_a_loss: "mse_cosine" (SpeechMapper 2025) or "l1_cosine_contrastive_ctc" (IWSLT 2026).
     lora: None, or a dict of peft `LoraConfig` arguments applied to the language model only.
+    base_models: {"encoder": ..., "llm": ...}, the Hub ids (or paths) of the pretrained parts it was built from: the
+        model card's `base_model`. None for a model of random parts.
     """
 
     model_type = "speechllm"
@@ -113,6 +115,7 @@ class SpeechLLMConfig(PreTrainedConfig):
     ctc_weight: float = 1.0
     loss_vocabulary_sample: int | None = None
     lora: dict | None = None
+    base_models: dict | None = None
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):

@@ -645,6 +645,7 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         Only the encoder's own tensors are read from its checkpoint (e.g. `speech_encoder.*` of a full
         SeamlessM4T-v2). The mapper is freshly initialised; `config_kwargs` set SpeechLLMConfig fields.
         """
+        config_kwargs.setdefault("base_models", {"encoder": encoder_name_or_path, "llm": text_name_or_path})
         encoder_config = AutoConfig.from_pretrained(encoder_name_or_path)
         language_model = AutoModelForCausalLM.from_pretrained(text_name_or_path, dtype=dtype)
         config = SpeechLLMConfig(encoder_config=encoder_config, text_config=language_model.config, **config_kwargs)

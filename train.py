@@ -42,6 +42,8 @@ from training.data import (
     require_sampled_tasks,
 )
 from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
+from training.model_card import write_model_card
+from training.sources import parse_source
 from training.trainer import SpeechLLMTrainer, plot_loss_curves
 from training.zero import whole_tensors_while_building
 
@@ -123,6 +125,8 @@ def parse_arguments(argv: list[str]) -> tuple[RecipeArguments, TrainingArguments
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--stage")
     stage = probe.parse_known_args(argv)[0].stage
+    if stage is None and {"-h", "--help"} & set(argv):
+        parser.parse_args_into_dataclasses(argv)  # prints the help and exits
     check_stage(stage)
     parser.set_defaults(**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage])
     return parser.parse_args_into_dataclasses(argv)
@@ -342,7 +346,9 @@ def main(argv: list[str] | None = None, callbacks=None):
             raise SystemExit("train.py: --early_stopping_patience needs --eval_file and --load_best_model_at_end true "
                              "(with --eval_steps equal to --save_steps)")
         callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
-    trainer = SpeechLLMTrainer(args=args, processing_class=processor, callbacks=callbacks, **parts)
+    training = training_info(recipe, args)
+    callbacks.append(ModelCardCallback(training))
+    trainer = on_the_hub(lambda: SpeechLLMTrainer(args=args, processing_class=processor, callbacks=callbacks, **parts), args)
 
     resume = args.resume_from_checkpoint
     if resume in ("latest", "true", "True"):  # the newest checkpoint-N, or a fresh start when there is none yet
@@ -355,19 +361,72 @@ def main(argv: list[str] | None = None, callbacks=None):
         if recipe.stage == "mapper":
             export_mapper_checkpoint(recipe.model_name_or_path, args.output_dir)
         processor.save_pretrained(args.output_dir)
+        write_model_card(args.output_dir, training)
         plot = plot_loss_curves(trainer.state.log_history, os.path.join(args.output_dir, "loss_curves.png"))
         logger.warning("saved %s (stage %s)%s", args.output_dir, recipe.stage, f"; loss curves in {plot}" if plot else "")
     trainer.accelerator.wait_for_everyone()
     if args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"speechllm stage {recipe.stage}")
+        on_the_hub(lambda: trainer.push_to_hub(commit_message=f"speechllm stage {recipe.stage}"), args)
     # Destroy the process group before the interpreter exits: a launched rank that exited with it alive (ZeRO-3, rank 1
     # having waited while rank 0 exported) could abort in teardown ("terminate called without an active exception").
     trainer.accelerator.end_training()
     return trainer
 
 
-if __name__ == "__main__":
+def training_info(recipe, args) -> dict:
+    """What made a checkpoint, for its model card: the stage, where it started, its data and main settings."""
+    info = {"stage": recipe.stage, "started_from": recipe.model_name_or_path, "max_steps": args.max_steps,
+            "per_device_train_batch_size": args.per_device_train_batch_size, "seed": args.seed}
+    if recipe.stage == "joint":
+        info.update(mapper_learning_rate=recipe.mapper_learning_rate, lora_learning_rate=recipe.lora_learning_rate,
+                    task_probabilities=recipe.task_probabilities, st_language_probabilities=recipe.st_language_probabilities)
+    else:
+        info["learning_rate"] = args.learning_rate
+    info["datasets"] = [parse_source(spec, **source_defaults(recipe, recipe.train_split)).name for spec in recipe.train_file]
+    return info
+
+
+class ModelCardCallback(transformers.TrainerCallback):
+    """A model card in every checkpoint-N as well: each is a loadable checkpoint that may be shared."""
+
+    def __init__(self, training: dict):
+        self.training = training
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and is_speechllm_checkpoint(checkpoint):
+            write_model_card(checkpoint, {**self.training, "steps_done": state.global_step})
+
+
+def is_speechllm_checkpoint(path: str) -> bool:
+    config = os.path.join(path, "config.json")
+    if not os.path.exists(config):
+        return False
+    with open(config) as handle:
+        return json.load(handle).get("model_type") == "speechllm"
+
+
+def on_the_hub(step, args):
+    """Run a step that talks to the Hub (--push_to_hub); without the network, one line that says so."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    try:
+        return step()
+    except (OfflineModeIsEnabled, HfHubHTTPError, OSError) as error:
+        if not args.push_to_hub:
+            raise
+        raise SystemExit(f"train.py: --push_to_hub cannot reach the Hugging Face Hub for {args.hub_model_id or args.output_dir} "
+                         f"({type(error).__name__}: {str(error).splitlines()[0]}); train without --push_to_hub, then "
+                         "push the saved directory with `hf upload` where there is a network") from None
+
+
+def cli():
+    """`python train.py ...` and the `speechllm-train` console script."""
     try:
         main()
-    except DataError as error:  # unusable data: the message says which file and rows, and the fix; no traceback
+    except DataError as error:  # unusable data: the message says which source and rows, and the fix; no traceback
         raise SystemExit(f"train.py: {error}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -4,25 +4,22 @@ import json
 import os
 import resource
 import statistics
-import sys
 import time
 
 import numpy as np
 import soundfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import pipeline_speechllm  # noqa: F401 (registers the speechllm classes: no remote-code question in-repo)
+from evaluation.arctic import ARCTIC
 
-import pipeline_speechllm  # noqa: E402,F401  (registers the speechllm classes: no remote-code question in-repo)
-from evaluation.arctic import ARCTIC  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORK_DIR = os.path.join(ROOT, "outputs", "bench")
 
 
 def default_checkpoint() -> str:
     """The embedded default in outputs/bench/default, rebuilt when the shipped weights change."""
-    from build_default_model import built_default
+    from scripts.build_default_model import built_default
 
     return built_default(os.path.join(WORK_DIR, "default"))
 

@@ -6,18 +6,14 @@
 import argparse
 import os
 import shutil
-import sys
 import time
 
 import soundfile
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import ARCTIC, WORK_DIR, default_checkpoint, print_result, speech_clips  # noqa: E402
-
-from processing_speechllm import SpeechLLMProcessor  # noqa: E402
-from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache  # noqa: E402
+from bench.common import ARCTIC, WORK_DIR, default_checkpoint, print_result, speech_clips
+from processing_speechllm import SpeechLLMProcessor
+from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
 
 
 def write_clips(count: int) -> list[str]:

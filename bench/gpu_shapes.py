@@ -10,16 +10,12 @@ Never needed by CI. Prints one JSON line last; commit the numbers with date and 
 
 import argparse
 import json
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from configuration_speechllm import SpeechLLMConfig  # noqa: E402
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
+from configuration_speechllm import SpeechLLMConfig
+from modeling_speechllm import SpeechLLMForConditionalGeneration
 
 TINY = {
     "encoder_config": {"model_type": "seamless_m4t_v2", "hidden_size": 64, "speech_encoder_layers": 2,

@@ -7,15 +7,11 @@ LLM, batching, real-time factor.
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import ROOT, default_checkpoint, median_seconds, print_result, speech_clips, transcription_prompt  # noqa: E402
-
+from bench.common import ROOT, default_checkpoint, median_seconds, print_result, speech_clips, transcription_prompt
 
 RATE = 16000
 

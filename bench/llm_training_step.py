@@ -13,16 +13,12 @@ times faster; without it, bf16 autocast on this project's earlier machine was sl
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
+from modeling_speechllm import SpeechLLMForConditionalGeneration
 
 VARIANTS = ("fp32", "bf16", "bf16_answer_only")
 

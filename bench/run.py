@@ -21,9 +21,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import ROOT, WORK_DIR, default_checkpoint, last_json_line  # noqa: E402
+from bench.common import ROOT, WORK_DIR, default_checkpoint, last_json_line
 
 BENCH = os.path.join(ROOT, "bench")
 SETTINGS = {
@@ -129,7 +127,7 @@ def main():
     optional = {
         "feature_cache": ("feature_cache.py", "--clips", str(settings["cache_clips"])),
         "zero": ("zero.py", "--steps", str(settings["zero_steps"])),
-        "long_audio": ("long_audio.py", "--rounds", str(settings["long_audio_rounds"])),
+        "long_audio": ("long_recordings.py", "--rounds", str(settings["long_audio_rounds"])),
     }
     for name, command in optional.items():
         if name in args.skip:

@@ -10,11 +10,8 @@ import time
 
 from transformers import TrainerCallback
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import peak_rss_gib  # noqa: E402
-
-import train  # noqa: E402
+import train
+from bench.common import peak_rss_gib
 
 
 class StepTimer(TrainerCallback):

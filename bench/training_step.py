@@ -9,21 +9,16 @@ Prints one JSON line: median step seconds and peak resident memory.
 """
 
 import argparse
-import os
-import sys
 
 import torch
 from transformers import AutoConfig
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import default_checkpoint, median_seconds, peak_rss_gib, print_result, transcription_prompt  # noqa: E402
-
-from configuration_speechllm import SpeechLLMConfig  # noqa: E402
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
-from processing_speechllm import SpeechLLMProcessor, pad_rows  # noqa: E402
-from training.data import pad_token_rows  # noqa: E402
-from training.mapper_pretraining import SpeechMapperForPretraining  # noqa: E402
+from bench.common import default_checkpoint, median_seconds, peak_rss_gib, print_result, transcription_prompt
+from configuration_speechllm import SpeechLLMConfig
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from processing_speechllm import SpeechLLMProcessor, pad_rows
+from training.data import pad_token_rows
+from training.mapper_pretraining import SpeechMapperForPretraining
 
 # A ~1.1B Llama-style LLM (TinyLlama's widths): where stage A's advantage must grow.
 LLM_1B = {

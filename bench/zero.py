@@ -12,10 +12,8 @@ import statistics
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import ARCTIC, ROOT, WORK_DIR, default_checkpoint, print_result  # noqa: E402
-from feature_cache import write_clips  # noqa: E402
+from bench.common import ARCTIC, ROOT, WORK_DIR, default_checkpoint, print_result
+from bench.feature_cache import write_clips
 
 CONFIGS = {"zero2": "ds_config.json", "zero3": "ds_config_zero3.json"}
 

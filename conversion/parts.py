@@ -173,6 +173,16 @@ PARTS = {
     "qwen2.5-coder-1.5b-instruct": qwen25_coder_15b_instruct,
     "gemma-3-270m": gemma3_270m,
 }
+# The Hub repository each part is converted from (the same weights, quantised in some packages): a model built from
+# them names these as its base models (the model card's `base_model`).
+HUB_IDS = {
+    "whisper-tiny.en": "openai/whisper-tiny.en",
+    "whisper-base": "openai/whisper-base",
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "qwen2.5-coder-0.5b-instruct": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+    "qwen2.5-coder-1.5b-instruct": "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+    "gemma-3-270m": "google/gemma-3-270m",
+}
 # What `python -m conversion.parts` converts: the parts the tests and the defaults use (the others are optional).
 INSTALLED_BY_DEFAULT = ("whisper-tiny.en", "whisper-base", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")
 

@@ -12,19 +12,17 @@ apart long before WER moves.
 
 import json
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from evaluation.probe_mapper import asr_rows_parser
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from processing_speechllm import SpeechLLMProcessor
+from training.data import InstructionCollator, usable_rows_of_tasks
 
-from evaluation.probe_mapper import asr_rows_parser  # noqa: E402
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
-from processing_speechllm import SpeechLLMProcessor  # noqa: E402
-from training.data import InstructionCollator, usable_rows_of_tasks  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

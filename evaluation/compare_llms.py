@@ -13,18 +13,16 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from evaluation.language_id import adherence
+from synthesis.translation import LANGUAGE_NAMES, LANGUAGES
 
-from evaluation.language_id import adherence  # noqa: E402
-from synthesis.translation import LANGUAGE_NAMES, LANGUAGES  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,17 @@ A stage-A checkpoint whose CTC reading is good but whose nearest-embedding readi
 import argparse
 import json
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from evaluation.run import load_metric
+from modeling_speechllm import SpeechLLMForConditionalGeneration, lengths_to_mask
+from processing_speechllm import SpeechLLMProcessor
+from training.data import usable_rows_of_tasks
 
-from evaluation.run import load_metric  # noqa: E402
-from modeling_speechllm import SpeechLLMForConditionalGeneration, lengths_to_mask  # noqa: E402
-from processing_speechllm import SpeechLLMProcessor  # noqa: E402
-from training.data import usable_rows_of_tasks  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def ctc_best_path(logits: torch.Tensor, lengths: torch.Tensor, blank_id: int) -> list[list[int]]:

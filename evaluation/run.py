@@ -24,22 +24,21 @@ import json
 import logging
 import os
 import random
-import sys
 import time
 
 import evaluate
 import torch
 from tqdm.auto import tqdm
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import pipeline_speechllm  # noqa: F401 (registers speech-instruct)
+from evaluation.language_id import adherence
+from pipeline_speechllm import task_instruction
+from processing_speechllm import load_audio
+from training.data import usable_rows_of_tasks
+from training.model_card import record_results
+from training.sources import DataError, parse_source
 
-import pipeline_speechllm  # noqa: E402,F401  (registers speech-instruct)
-from evaluation.language_id import adherence  # noqa: E402
-from pipeline_speechllm import task_instruction  # noqa: E402
-from processing_speechllm import load_audio  # noqa: E402
-from training.data import usable_rows_of_tasks  # noqa: E402
-from training.sources import DataError, parse_source  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 logger = logging.getLogger("speechllm.evaluation")
 METRICS_DIR = os.path.join(ROOT, "evaluation", "metrics")
@@ -375,7 +374,16 @@ def evaluate_model(
     plot(results, os.path.join(output_dir, "results.png"))
     print(table)
     print(comet_note)
+    if os.path.exists(os.path.join(model_dir, "config.json")):  # a local checkpoint: its model card gets the scores
+        card = record_results(model_dir, data_name(data, source_options or {}), results["systems"]["speechllm"]["scores"])
+        print(f"scores added to the model card {card}")
     return results
+
+
+def data_name(data, source_options: dict) -> str:
+    """The evaluation data's name on the model card: its sources' names, joined."""
+    specs = [data] if isinstance(data, (str, dict)) else list(data)
+    return " + ".join(parse_source(spec, **source_options).name for spec in specs)
 
 
 def main():

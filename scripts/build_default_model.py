@@ -15,17 +15,15 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 
 import torch
 from safetensors.torch import load_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from conversion import parts
+from scripts.build_from_parts import build_from_parts
+from training.model_card import write_model_card
 
-from build_from_parts import build_from_parts  # noqa: E402
-from conversion import parts  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WEIGHTS_DIR = os.path.join(ROOT, "default_model")
 
@@ -42,8 +40,10 @@ def default_settings(path: str = DEFAULT_SETTINGS) -> dict:
 
 def compose(settings: dict):
     """(model, processor): the settings' encoder and LLM parts with a freshly initialised SpeechMapper."""
-    encoder, llm = (parts.part(settings["parts"][role]) for role in ("encoder", "llm"))
-    return build_from_parts(encoder, llm, **settings["config"])
+    names = settings["parts"]
+    encoder, llm = (parts.part(names[role]) for role in ("encoder", "llm"))
+    base_models = {role: parts.HUB_IDS[names[role]] for role in ("encoder", "llm")}
+    return build_from_parts(encoder, llm, base_models=base_models, **settings["config"])
 
 
 def trained_lora_settings(weights_file: str, settings: dict) -> dict | None:
@@ -73,6 +73,7 @@ def build_default(outdir: str, base_only: bool = False, settings_path: str = DEF
         model.load_state_dict(trained, strict=False)
     model.save_pretrained(outdir)
     processor.save_pretrained(outdir)
+    write_model_card(outdir, None if base_only else settings.get("training", {}))
     return model, processor
 
 

@@ -8,15 +8,13 @@ meta-llama/Llama-3.1-8B-Instruct). The SpeechMapper is freshly initialised: trai
 
 import argparse
 import os
-import sys
 
 from transformers import AutoFeatureExtractor, AutoTokenizer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from processing_speechllm import SpeechLLMProcessor, reserve_special_tokens
 
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
-from processing_speechllm import SpeechLLMProcessor, reserve_special_tokens  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build_from_parts(encoder: str, llm: str, dtype=None, **config_kwargs):

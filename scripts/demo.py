@@ -11,20 +11,17 @@ Italian and Chinese, each with the language an offline identifier (langid) hears
 
 import argparse
 import os
-import sys
 
 import soundfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from evaluation.arctic import ARCTIC
+from evaluation.language_id import LANGUAGE_NAMES, identify
 
-from evaluation.arctic import ARCTIC  # noqa: E402
-from evaluation.language_id import LANGUAGE_NAMES, identify  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_checkpoint(path: str) -> str:
-    from make_tiny_checkpoint import build_tiny
+    from scripts.make_tiny_checkpoint import build_tiny
 
     if not os.path.exists(os.path.join(path, "config.json")):
         model, processor = build_tiny("seamless")
@@ -48,7 +45,7 @@ def main():
         checkpoint = tiny_checkpoint(os.path.join(outputs, "tiny-checkpoint"))
         print(f"Using the tiny RANDOM checkpoint in {checkpoint}: its outputs below are noise, not answers.")
     else:
-        from build_default_model import built_default
+        from scripts.build_default_model import built_default
 
         checkpoint = args.checkpoint or built_default(os.path.join(outputs, "default"))
         if not args.checkpoint:

@@ -11,19 +11,16 @@ real-time factor.
 
 import argparse
 import os
-import sys
 import threading
 import time
 
 import gradio as gr
 from transformers import TextIteratorStreamer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from evaluation.language_id import LANGUAGE_NAMES
+from processing_speechllm import TRANSLATE_INSTRUCTIONS, load_audio
 
-from evaluation.language_id import LANGUAGE_NAMES  # noqa: E402
-from processing_speechllm import TRANSLATE_INSTRUCTIONS, load_audio  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The system's three target languages first; any other language the processor has an instruction for after them.
 LANGUAGES = [(LANGUAGE_NAMES.get(code, code), code) for code in sorted(TRANSLATE_INSTRUCTIONS, key=lambda c: (c not in ("de", "it", "zh"), c))]
@@ -142,7 +139,7 @@ def load_pipeline(checkpoint: str | None):
     from transformers import pipeline
 
     if checkpoint is None:
-        from build_default_model import built_default
+        from scripts.build_default_model import built_default
 
         checkpoint = built_default(os.path.join(ROOT, "outputs", "default"))
     pipe = pipeline("speech-instruct", model=checkpoint, trust_remote_code=True)

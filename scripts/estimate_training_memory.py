@@ -11,15 +11,11 @@ and shrink with gradient checkpointing); stage A holds only the mapper and the e
 """
 
 import argparse
-import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from configuration_speechllm import SpeechLLMConfig  # noqa: E402
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
+from configuration_speechllm import SpeechLLMConfig
+from modeling_speechllm import SpeechLLMForConditionalGeneration
 
 GIB = 1024**3
 

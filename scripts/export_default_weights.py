@@ -16,15 +16,13 @@ The real parts (Whisper, SmolLM2) are not copied: scripts/build_default_model.py
 import argparse
 import json
 import os
-import sys
 
 from safetensors.torch import save_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from training.snapshots import run_state_metadata
 
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
-from training.snapshots import run_state_metadata  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 OWN = ("multi_modal_projector.", "lora_")
 SHIPPED = os.path.join(ROOT, "default_model", "weights.safetensors")

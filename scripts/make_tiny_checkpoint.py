@@ -7,7 +7,6 @@ Its outputs are noise: the weights are random. Everything is built offline (the 
 
 import argparse
 import os
-import sys
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -21,12 +20,11 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from configuration_speechllm import SpeechLLMConfig
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from processing_speechllm import TRANSCRIBE_INSTRUCTION, TRANSLATE_INSTRUCTIONS, SpeechLLMProcessor
 
-from configuration_speechllm import SpeechLLMConfig  # noqa: E402
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
-from processing_speechllm import TRANSCRIBE_INSTRUCTION, TRANSLATE_INSTRUCTIONS, SpeechLLMProcessor  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ENCODER_KINDS = ("seamless", "whisper", "w2v-bert")
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>", "<|audio|>"]

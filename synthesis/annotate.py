@@ -11,16 +11,12 @@ are committed as they grow, so another machine continues where this one stopped.
 """
 
 import argparse
-import os
-import sys
 
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from synthesis import questions, translation  # noqa: E402
-from synthesis.genres import annotation_order, selection  # noqa: E402
-from synthesis.llm import DEFAULT_WRITER, WRITERS, load_writer  # noqa: E402
+from synthesis import questions, translation
+from synthesis.genres import annotation_order, selection
+from synthesis.llm import DEFAULT_WRITER, WRITERS, load_writer
 
 
 def pending(texts: list[str], to_translate: set[str], questions_path: str, translations_path: str) -> list[str]:

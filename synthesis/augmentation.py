@@ -44,7 +44,15 @@ class Augmenter:
     transform runs with p=1), so the list of what was applied is exact."""
 
     def __init__(self, babble: list[str] | None = None, p_speed=0.3, p_room=0.3, p_noise=0.4, p_telephone=0.1, p_gain=0.5):
-        from audiomentations import AddBackgroundNoise, AddColorNoise, Compose, Gain, HighPassFilter, LowPassFilter, RoomSimulator
+        from audiomentations import (
+            AddBackgroundNoise,
+            AddColorNoise,
+            Compose,
+            Gain,
+            HighPassFilter,
+            LowPassFilter,
+            RoomSimulator,
+        )
 
         noises = {"coloured noise": AddColorNoise(min_snr_db=5.0, max_snr_db=30.0, p=1.0)}
         if babble:

@@ -21,53 +21,21 @@ import contextlib
 import hashlib
 import json
 import os
-from pathlib import Path
 import random
 import re
-import sys
 import time
+from pathlib import Path
 
 import soundfile
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from synthesis.jsonl import write_atomically  # noqa: E402
-from synthesis.speak import FAMILY_SHARES, SAMPLING_RATE, VOICE_SETS, Speaker, pick_voices  # noqa: E402
-from synthesis.speech_cache import SpeechCache  # noqa: E402
-from synthesis.write_talks import clean_sentences  # noqa: E402
-
-DEFAULT_TALKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "talks.jsonl")
-MAX_CHUNK_WORDS = 30
-STOPWORDS = set(
-    "the a an and or but of to in on for with by from as at is are was were be been being this that these those it its "
-    "we our you your they their there which what who how can will would could should may might more most such also "
-    "into than then them not only very have has had".split()
-)
-
-
-def read_talks(path: str) -> list[dict]:
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def chunk_talk(talk: dict) -> list[dict]:
-    """Consecutive sentences grouped into chunks of at most MAX_CHUNK_WORDS words (one sentence at least)."""
-    chunks, current = [], []
-    for sentence in clean_sentences(talk["raw"]):
-        if current and len(" ".join(current + [sentence]).split()) > MAX_CHUNK_WORDS:
-            chunks.append(current)
-            current = []
-        current.append(sentence)
-    if current:
-        chunks.append(current)
-    return [{"id": f"{talk['id']}-{i}", "talk": talk["id"], "topic": talk["topic"], "text": " ".join(c)} for i, c in enumerate(chunks)]
-
-
-def is_held_out(talk_id: str, fraction: float) -> bool:
-    digest = int(hashlib.sha1(talk_id.encode()).hexdigest()[:8], 16)
-    return digest / 0xFFFFFFFF < fraction
-
+from synthesis.genres import in_annotation_order, selection
+from synthesis.jsonl import write_atomically
+from synthesis.questions import read_questions
+from synthesis.speak import FAMILY_SHARES, SAMPLING_RATE, VOICE_SETS, Speaker, pick_voices
+from synthesis.speech_cache import SpeechCache
+from synthesis.talks import DEFAULT_TALKS, STOPWORDS, chunk_talk, is_held_out, read_talks
+from synthesis.translation import read_translations
 
 # ---------------------------------------------------------------------------------------------------------------
 # Questions
@@ -306,8 +274,6 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
     if not extended and (augment_fraction or translations_path or unanswerable_fraction or texts or questions_path):
         raise ValueError("genres, augmentation, translations and questions are v2 options: add --version v2")
     if extended:
-        from synthesis.genres import in_annotation_order, selection
-        from synthesis.questions import read_questions
 
         chunks = in_annotation_order(selection() if texts is None else texts, held_out_fraction)  # a killed build: every genre
         generated = read_questions(questions_path) if questions_path else None
@@ -330,7 +296,6 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
             return clips
     translations = None
     if translations_path:
-        from synthesis.translation import read_translations
 
         translations = read_translations(translations_path)
     with timed(output_dir, "manifests"):
@@ -410,7 +375,6 @@ def main():
                              "give at least one of them a positive share")
     texts = None
     if args.texts_per_genre:
-        from synthesis.genres import selection
 
         texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,

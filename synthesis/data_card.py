@@ -8,14 +8,14 @@ import argparse
 import collections
 import json
 import os
-import sys
 
 import soundfile
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from synthesis.jsonl import read_rows  # noqa: E402
+from synthesis.genres import V2_TEXTS, selection, stats
+from synthesis.jsonl import read_rows
+from synthesis.questions import QUESTIONS
+from synthesis.translation import LANGUAGES, TRANSLATIONS, dropped_path, read_translations
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -71,8 +71,6 @@ def speech_section(data_dir: str) -> str:
 
 def cache_section(texts: list[str]) -> str:
     """Translations and LLM questions of the build's texts: kept, and why the others were dropped."""
-    from synthesis.questions import QUESTIONS
-    from synthesis.translation import LANGUAGES, TRANSLATIONS, dropped_path, read_translations
 
     wanted = set(texts)
     translated = {text: row for text, row in read_translations(TRANSLATIONS).items() if text in wanted}
@@ -91,7 +89,6 @@ def cache_section(texts: list[str]) -> str:
 
 
 def genre_section() -> str:
-    from synthesis.genres import V2_TEXTS, stats
 
     report = stats()
     chosen = {genre: min(V2_TEXTS.get(genre, 0), r["texts"]) for genre, r in report.items()}
@@ -110,7 +107,6 @@ def card(data_dir: str | None) -> str:
         texts = [row["transcript"] for split in ("train", "test") for row in read_rows(os.path.join(data_dir, f"{split}.jsonl")) if row["task"] == "asr"]
         sections += [f"## Speech ({data_dir})", speech_section(data_dir)]
     else:
-        from synthesis.genres import selection
 
         texts = [row["text"] for row in selection()]
     sections += ["## Translations and questions", cache_section(texts)]

@@ -27,13 +27,11 @@ import json
 import os
 import random
 import re
-import sys
 
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from synthesis.jsonl import append_rows, read_rows, replace_rows  # noqa: E402
+from synthesis.jsonl import append_rows, read_rows, replace_rows
+from synthesis.talks import DEFAULT_TALKS, chunk_talk, is_held_out, read_talks
 
 TEXTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "texts")
 FORTUNES_DIR = "/usr/share/games/fortunes"
@@ -389,7 +387,6 @@ def genre_path(genre: str) -> str:
 
 
 def talk_rows() -> list[dict]:
-    from synthesis.build_dataset import DEFAULT_TALKS, chunk_talk, read_talks
 
     return [{"id": chunk["id"], "genre": "talk", "topic": chunk["topic"], "persona": None, "source": "talks",
              "text": chunk["text"], "group": chunk["talk"]} for talk in read_talks(DEFAULT_TALKS) for chunk in chunk_talk(talk)]
@@ -421,8 +418,6 @@ def hash_rank(text: str) -> str:
 
 def held_out(row: dict, fraction: float = HELD_OUT_FRACTION) -> bool:
     """The hold-out rule: a hash of the row's group (its talk, or its text), so a text never changes split."""
-    from synthesis.build_dataset import is_held_out
-
     return is_held_out(row["group"], fraction)
 
 

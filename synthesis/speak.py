@@ -12,8 +12,8 @@ dropped.
 
 import argparse
 import importlib.util
+import json
 import os
-import sys
 import shutil
 import subprocess
 import tempfile
@@ -22,9 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from processing_speechllm import resample  # noqa: E402
+from processing_speechllm import resample
 
 SAMPLING_RATE = 16000
 
@@ -78,10 +76,20 @@ def candidate_voices() -> list[Voice]:
     return kokoro_voices() + all_voices()
 
 
+# Each candidate voice's Whisper WER (python -m synthesis.intelligibility measures them); a voice ships at or under MAX_WER.
+MEASUREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "voice_intelligibility.json")
+MAX_WER = 0.10
+
+
+def read_measurements(path: str = MEASUREMENTS) -> dict[str, float]:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def shipped_voices(measured: dict[str, float] | None = None, max_wer: float | None = None) -> list[Voice]:
     """The candidate voices whose measured Whisper WER is at most `max_wer` (unmeasured ones are not shipped)."""
-    from synthesis.intelligibility import MAX_WER, read_measurements
-
     measured = read_measurements() if measured is None else measured
     limit = MAX_WER if max_wer is None else max_wer
     return [voice for voice in candidate_voices() if measured.get(voice.key, float("inf")) <= limit]

@@ -14,17 +14,15 @@ the checks is absent), appended as they come, so a killed run resumes where it s
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from evaluation.language_id import LANGUAGE_NAMES, identify  # noqa: E402
-from synthesis.jsonl import append_rows, read_rows  # noqa: E402
-from synthesis.llm import DEFAULT_WRITER, WRITERS, InstructLLM, load_writer  # noqa: E402
+from evaluation.language_id import LANGUAGE_NAMES, identify
+from synthesis.genres import annotation_order, hash_rank, selection, talk_rows
+from synthesis.jsonl import append_rows, read_rows
+from synthesis.llm import DEFAULT_WRITER, WRITERS, InstructLLM, load_writer
 
 TRANSLATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "translations.jsonl")
 LANGUAGES = ("de", "it", "zh")
@@ -130,7 +128,6 @@ def dropped_path(path: str) -> str:
 
 def sample_sentences(count: int) -> list[str]:
     """`count` talk chunks chosen by hash over all talks: the fixed sample the candidate translators are compared on."""
-    from synthesis.genres import hash_rank, talk_rows
 
     return sorted({row["text"] for row in talk_rows()}, key=hash_rank)[:count]
 
@@ -181,7 +178,6 @@ def main():
             json.dump(report, handle, indent=1, ensure_ascii=False)
         print(f"wrote {args.output}")
     else:
-        from synthesis.genres import annotation_order, selection
 
         texts = open(args.texts).read().splitlines() if args.texts else annotation_order(selection())
         print(build(load_translator(args.translator), [t for t in texts if t.strip()]))

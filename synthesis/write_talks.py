@@ -12,14 +12,11 @@ import argparse
 import json
 import os
 import re
-import sys
 
 import torch
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from synthesis.topics import ANGLES, SUBFIELDS  # noqa: E402
+from synthesis.topics import ANGLES, SUBFIELDS
 
 PROMPT = (
     "Write the first paragraph of a conference talk about {angle}. Write six plain, complete sentences in English. "

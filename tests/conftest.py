@@ -1,9 +1,7 @@
 """Shared fixtures: tiny random checkpoints built offline, and audio made here."""
 
-import os
-import sys
-
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,11 +9,9 @@ import soundfile
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from make_tiny_checkpoint import build_tiny  # noqa: E402
+from scripts.make_tiny_checkpoint import build_tiny  # noqa: E402  (after HF_HUB_OFFLINE: huggingface_hub reads it on import)
 
 SAMPLING_RATE = 16000
 
@@ -57,7 +53,7 @@ def part_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def default_dir(part_cache, tmp_path_factory):
     """The embedded default built from the real parts and the shipped weights, as the main job builds it."""
-    from build_default_model import build_default
+    from scripts.build_default_model import build_default
 
     path = str(tmp_path_factory.mktemp("default"))
     torch.manual_seed(0)
@@ -67,7 +63,7 @@ def default_dir(part_cache, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def seamless_checkpoint(tmp_path_factory):
-    from make_tiny_checkpoint import build_tiny
+    from scripts.make_tiny_checkpoint import build_tiny
 
     model, processor = build_tiny("seamless", seed=0)
     path = tmp_path_factory.mktemp("tiny-train")

@@ -9,7 +9,7 @@ from conftest import ROOT
 def test_peak_memory_of_a_bench_part_is_its_own_not_its_parents():
     held = bytearray(800 * 2**20)  # this process (the parent of the part) peaks above 0.8 GiB
     held[:: 4096] = b"x" * len(held[:: 4096])  # touch every page so that it is resident
-    code = "import sys; sys.path.insert(0, 'bench'); from common import peak_rss_gib; print(peak_rss_gib())"
+    code = "from bench.common import peak_rss_gib; print(peak_rss_gib())"
     child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert float(child.stdout.split()[-1]) < 0.5
     del held
@@ -22,8 +22,7 @@ def test_the_1b_bench_shape_is_a_llama_with_the_default_llms_vocabulary(tmp_path
 
     from configuration_speechllm import SpeechLLMConfig
 
-    sys.path.insert(0, f"{ROOT}/bench")
-    from training_step import LLM_1B, bench_config
+    from bench.training_step import LLM_1B, bench_config
 
     qwen = Qwen2Config(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=24,
                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)

@@ -7,13 +7,12 @@ import re
 import subprocess
 import sys
 
-import pytest
 import torch
+from build_default_model import WEIGHTS_DIR, build_default
 from conftest import ROOT
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from build_default_model import WEIGHTS_DIR, build_default
 from evaluation.arctic import ARCTIC
 
 

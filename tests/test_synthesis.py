@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from synthesis.build_dataset import build, chunk_talk, is_held_out, plan, questions_for
+from synthesis.build_dataset import build, plan, questions_for
+from synthesis.talks import chunk_talk, is_held_out, read_talks
 from synthesis.jsonl import write_atomically
 from synthesis.speak import Speaker, Voice, all_voices, split_voices
 from synthesis.topics import ANGLES, SUBFIELDS
@@ -74,7 +75,6 @@ def test_chunks_stay_short_and_questions_are_extractive():
 
 def test_held_out_split_has_unseen_talks_and_unseen_voices(tmp_path):
     path, talks = talks_file(tmp_path, count=60)
-    from synthesis.build_dataset import read_talks
 
     clips = plan(chunks_of(read_talks(path)), seed=0, held_out_fraction=0.2, limit=None)
     train = [c for c in clips if c["split"] == "train"]

@@ -10,11 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 import transformers
 from conftest import ROOT, make_audio
-from test_remote_code import run_fresh
 
 import train
 from modeling_speechllm import SpeechLLMForConditionalGeneration
@@ -78,8 +76,9 @@ def test_stage_mapper_loss_falls_reuses_the_cache_and_exports_a_full_checkpoint(
 
 
 def test_stage_mapper_reads_only_the_embedding_table_of_the_llm(seamless_checkpoint, manifest, tmp_path, monkeypatch):
-    import modeling_speechllm
     from transformers import AutoModelForCausalLM
+
+    import modeling_speechllm
 
     read = []
     real_safe_open = modeling_speechllm.safe_open

@@ -5,8 +5,17 @@ import pytest
 import soundfile
 
 from synthesis import kokoro
-from synthesis.intelligibility import MAX_WER, TEST_SENTENCES, read_measurements, voice_wer
-from synthesis.speak import SAMPLING_RATE, Speaker, Voice, candidate_voices, main, shipped_voices
+from synthesis.intelligibility import TEST_SENTENCES, voice_wer
+from synthesis.speak import (
+    MAX_WER,
+    SAMPLING_RATE,
+    Speaker,
+    Voice,
+    candidate_voices,
+    main,
+    read_measurements,
+    shipped_voices,
+)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ import sys
 
 from transformers import TrainerCallback
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import train  # noqa: E402
-from training import data, mapper_pretraining  # noqa: E402
+import train
+from training import data, mapper_pretraining
 
 
 class KillAtStep(TrainerCallback):

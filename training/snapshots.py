@@ -15,18 +15,16 @@ the same step, on the same schedule and with the same next batches; only the Ada
 import argparse
 import json
 import os
-import sys
 
 import torch
 import yaml
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from processing_speechllm import SpeechLLMProcessor
 
-from modeling_speechllm import SpeechLLMForConditionalGeneration  # noqa: E402
-from processing_speechllm import SpeechLLMProcessor  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TRAINER_STATE, SCHEDULER, OPTIMIZER = "trainer_state.json", "scheduler.pt", "optimizer.pt"
 

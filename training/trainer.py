@@ -9,6 +9,8 @@ from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from training.model_card import write_model_card
+
 logger = logging.getLogger("speechllm.trainer")
 
 
@@ -25,6 +27,11 @@ class SpeechLLMTrainer(Trainer):
         self.group_learning_rates = group_learning_rates or {}
         self.batch_sampler = batch_sampler
         super().__init__(*args, **kwargs)
+
+    def create_model_card(self, *args, **kwargs):
+        """The project's own card (training/model_card.py), not the Trainer's generic one, goes to the Hub."""
+        if self.is_world_process_zero() and os.path.exists(os.path.join(self.args.output_dir, "config.json")):
+            write_model_card(self.args.output_dir)
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.group_learning_rates:

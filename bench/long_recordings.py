@@ -1,7 +1,7 @@
 """Long audio on the embedded default: how many minutes fit in one prompt, and the real-time factor of a long real
 recording segment by segment (batch 1 and 8) and in one prompt, beside the same speech as separate clips.
 
-    python bench/long_audio.py [--rounds 3] [--max-new-tokens 100]
+    python bench/long_recordings.py [--rounds 3] [--max-new-tokens 100]
 
 The recording is every real clip in assets/ joined with pauses (`evaluation.recordings`, ~145 s at 3 rounds). The
 minutes per prompt are counted by the processor on a minute of audio, against each LLM's context: the embedded
@@ -11,16 +11,12 @@ Prints one JSON object as its last line.
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import ROOT, default_checkpoint, print_result  # noqa: E402
-
-from evaluation.recordings import RATE, real_recording_with_pauses  # noqa: E402
+from bench.common import ROOT, default_checkpoint, print_result
+from evaluation.recordings import RATE, real_recording_with_pauses
 
 LLAMA_31_8B_CONTEXT = 131072  # max_position_embeddings of Llama-3.1-8B-Instruct
 
@@ -39,8 +35,7 @@ def minutes_per_prompt(processor, context: int) -> dict:
 def paper_shapes_processor():
     """The papers' audio side (SeamlessM4T-v2 features, layer outputs averaged in pairs, two stride-2 mapper blocks)
     around a tiny tokenizer: counting placeholders needs no weights."""
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    from make_tiny_checkpoint import build_tiny
+    from scripts.make_tiny_checkpoint import build_tiny
 
     processor = build_tiny("seamless")[1]
     processor.max_audio_seconds = 60.0

@@ -1,0 +1,171 @@
+"""Write a tiny RANDOM speechllm checkpoint (a few MB) that loads like a real one: for tests and integrators.
+
+    python scripts/make_tiny_checkpoint.py OUTDIR [--encoder seamless|whisper|w2v-bert] [--seed 0]
+
+Its outputs are noise: the weights are random. Everything is built offline (the tokenizer is trained here).
+"""
+
+import argparse
+import os
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+    SeamlessM4TFeatureExtractor,
+    SeamlessM4Tv2Config,
+    Wav2Vec2BertConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+)
+
+from configuration_speechllm import SpeechLLMConfig
+from modeling_speechllm import SpeechLLMForConditionalGeneration
+from processing_speechllm import TRANSCRIBE_INSTRUCTION, TRANSLATE_INSTRUCTIONS, SpeechLLMProcessor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+ENCODER_KINDS = ("seamless", "whisper", "w2v-bert")
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>", "<|audio|>"]
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "speech translation turns spoken english into german italian and chinese text",
+    "we present a speech language model that follows instructions about audio",
+    "the mapper projects encoder frames into the embedding space of the language model",
+    "Question: what is the talk about? Your answer: the talk is about speech recognition",
+    "<speech></speech> system user assistant",
+    "Das ist ein Test. Questo è un test. 这是一个测试。",
+    TRANSCRIBE_INSTRUCTION,
+    *TRANSLATE_INSTRUCTIONS.values(),
+]
+
+
+def train_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(CORPUS * 4, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        unk_token="<|endoftext|>",
+        additional_special_tokens=["<|audio|>"],
+        chat_template=CHATML_TEMPLATE,
+    )
+
+
+def tiny_encoder(kind: str):
+    """A tiny encoder config and its feature extractor (real HF classes, random weights)."""
+    if kind == "seamless":
+        config = SeamlessM4Tv2Config(
+            hidden_size=32,
+            speech_encoder_layers=2,
+            speech_encoder_attention_heads=4,
+            speech_encoder_intermediate_size=64,
+            feature_projection_input_dim=160,
+            conv_depthwise_kernel_size=7,
+            add_adapter=False,
+            vocab_size=32,
+            t2u_vocab_size=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            t2u_encoder_layers=1,
+            t2u_decoder_layers=1,
+        )
+        return config, SeamlessM4TFeatureExtractor()
+    if kind == "whisper":
+        config = WhisperConfig(
+            d_model=32,
+            encoder_layers=2,
+            encoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_layers=1,
+            decoder_attention_heads=4,
+            decoder_ffn_dim=64,
+            num_mel_bins=80,
+        )
+        return config, WhisperFeatureExtractor(feature_size=80)
+    if kind == "w2v-bert":
+        config = Wav2Vec2BertConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            output_hidden_size=32,
+            feature_projection_input_dim=160,
+            conv_depthwise_kernel_size=7,
+            add_adapter=False,
+            position_embeddings_type="relative_key",
+        )
+        return config, SeamlessM4TFeatureExtractor()
+    raise ValueError(f"unknown encoder kind {kind!r}: use one of {ENCODER_KINDS}")
+
+
+def tiny_text_config(tokenizer) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=0.2,  # a frozen random lm_head this small needs larger weights to express any answer
+    )
+
+
+def build_tiny(kind: str = "seamless", seed: int = 0):
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer()
+    encoder_config, feature_extractor = tiny_encoder(kind)
+    config = SpeechLLMConfig(
+        encoder_config=encoder_config,
+        text_config=tiny_text_config(tokenizer),
+        encoder_layer=2,
+        mapper_widths=[32, 40],
+        mapper_ffn_dim=64,
+        mapper_heads=4,
+        mapper_layers_per_block=1,
+        mapper_dropout=0.0,
+        audio_token="<|audio|>",
+        audio_token_id=tokenizer.convert_tokens_to_ids("<|audio|>"),
+        mapper_pad_token_id=tokenizer.pad_token_id,
+        max_audio_seconds=30.0,
+    )
+    model = SpeechLLMForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, SpeechLLMProcessor.for_model_config(feature_extractor, tokenizer, config)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("outdir")
+    parser.add_argument("--encoder", choices=ENCODER_KINDS, default="seamless")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    model, processor = build_tiny(args.encoder, args.seed)
+    model.save_pretrained(args.outdir)
+    processor.save_pretrained(args.outdir)
+    size = sum(os.path.getsize(os.path.join(args.outdir, f)) for f in os.listdir(args.outdir))
+    print(f"wrote a tiny random {args.encoder} checkpoint to {args.outdir} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
