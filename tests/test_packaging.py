@@ -5,6 +5,7 @@ the Hub's parser reads."""
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -76,7 +77,13 @@ def test_a_non_editable_install_works_from_outside_the_checkout(tmp_path):
     # a plain path (not a site dir): this venv's own .pth files, the project's editable install among them, stay out
     (site / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     python = str(venv / "bin" / "python")
-    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", ROOT],
+    source = tmp_path / "source"  # a copy of what the package is made of: pip builds in the tree it is given
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", *(f for f in os.listdir(ROOT) if f.startswith("requirements")), *(m + ".py" for m in TOP_LEVEL)):
+        shutil.copy(os.path.join(ROOT, name), source / name)
+    for package in PACKAGES:
+        shutil.copytree(os.path.join(ROOT, package), source / package, ignore=shutil.ignore_patterns("__pycache__", "spoken"))
+    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", str(source)],
                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-3000:]
     names = [*PACKAGES, *TOP_LEVEL, "training.sources", "training.model_card", "synthesis.build_dataset", "evaluation.run"]
