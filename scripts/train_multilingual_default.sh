@@ -22,9 +22,23 @@ BASE=outputs/multilingual-base
 if [ ! -f "$BASE/config.json" ]; then
   "$PYTHON" scripts/build_default_model.py "$BASE" --base-only --settings configs/multilingual_default.json
 fi
+STAGES=(a b c c_asr c2 c3 c_real)
+later_stage_ready() {  # a later stage is finished here or committed: nothing needs this one (its snapshot may be gone)
+  local stage=$1 seen=0 later
+  for later in "${STAGES[@]}"; do
+    if [ "$seen" = 1 ] && { [ -f "outputs/multilingual-stage-$later/config.json" ] || [ -e "progress/multilingual-stage-$later.safetensors" ]; }; then
+      return 0
+    fi
+    [ "$later" = "$stage" ] && seen=1
+  done
+  return 1
+}
 run_stage() {  # stage letter, then how to run it (a command prefix, e.g. taskset -c 0)
   local stage=$1 output=outputs/multilingual-stage-$1
   shift
+  if [ ! -f "$output/config.json" ] && later_stage_ready "$stage"; then
+    return 0
+  fi
   local snapshot=progress/multilingual-stage-$stage.safetensors
   if [ ! -f "$output/config.json" ] && [ -f "$snapshot" ]; then  # finished on another machine: rebuild it from its snapshot
     "$PYTHON" scripts/build_default_model.py "$output" --settings configs/multilingual_default.json --weights "$snapshot"
