@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import torch
-from build_default_model import WEIGHTS_DIR, build_default
+from scripts.build_default_model import WEIGHTS_DIR, build_default
 from conftest import ROOT
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -41,7 +41,7 @@ def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_
     assert set(answers) == {"transcription", "answer to 'In which degree do you always want to see it?'"}
     translations = re.findall(r"^translation \((de|it|zh)\): (.*)  \[(.*)\]$", result.stdout, re.M)
     assert [language for language, _, _ in translations] == ["de", "it", "zh"]
-    from demo import heard_language
+    from scripts.demo import heard_language
 
     for language, text, heard in translations:  # the language note is langid's verdict on that very text
         assert heard == heard_language(ast.literal_eval(text), language)
@@ -58,7 +58,7 @@ def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_
 def test_the_multilingual_composition_fits_qwen_and_reads_a_real_clip(part_cache):
     """The next default's parts (configs/multilingual_default.json): the mapper writes Qwen's width, the two reserved
     tokens get rows of their own, and a real clip fills exactly its placeholders."""
-    from build_default_model import compose, default_settings
+    from scripts.build_default_model import compose, default_settings
 
     torch.manual_seed(0)
     model, processor = compose(default_settings(os.path.join(ROOT, "configs", "multilingual_default.json")))

@@ -43,7 +43,7 @@ def test_transcribing_in_the_browser_shows_the_pipelines_text(default_pipe):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from demo_page import build_page, launch_page
+    from scripts.demo_page import build_page, launch_page
 
     expected = default_pipe(ARCTIC.audio, task="transcribe", max_new_tokens=48)
     page = build_page(default_pipe, max_new_tokens=48)
@@ -76,7 +76,7 @@ def test_a_long_recording_streams_segment_by_segment_to_the_pipelines_text(seaml
     from transformers import pipeline
 
     import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
-    from demo_page import Responder
+    from scripts.demo_page import Responder
 
     pipe = pipeline("speech-instruct", model=seamless_checkpoint)
     audio, _ = real_recording_with_pauses(rounds=3)
@@ -96,7 +96,7 @@ def test_a_click_without_what_it_needs_is_a_message_on_the_page(seamless_checkpo
     from transformers import pipeline
 
     import pipeline_speechllm  # noqa: F401  (registers speech-instruct)
-    from demo_page import Responder
+    from scripts.demo_page import Responder
 
     responder = Responder(pipeline("speech-instruct", model=seamless_checkpoint))
     with pytest.raises(gr.Error, match="Upload or record"):

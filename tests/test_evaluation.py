@@ -136,7 +136,7 @@ def test_nearest_embedding_reading_finds_scaled_rows_and_skips_padding():
 def test_mapper_probe_reads_a_clip_the_same_alone_and_in_a_padded_batch(tmp_path):
     import soundfile
     from evaluation.probe_mapper import probe
-    from make_tiny_checkpoint import build_tiny
+    from scripts.make_tiny_checkpoint import build_tiny
     from modeling_speechllm import build_ctc_head
 
     model, processor = build_tiny("whisper", seed=0)

@@ -381,7 +381,7 @@ def test_from_pretrained_parts_loads_the_encoder_and_llm_weights(tiny, tmp_path)
 
 
 def test_build_from_parts_adds_tokens_or_reuses_reserved_ones(tiny, tmp_path):
-    from build_from_parts import build_from_parts
+    from scripts.build_from_parts import build_from_parts
     from transformers import AutoTokenizer
 
     model, processor = tiny
