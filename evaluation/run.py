@@ -20,6 +20,7 @@ prediction), OUT/results.md (task × subset table) and OUT/results.png.
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 import pipeline_speechllm  # noqa: F401 (registers speech-instruct)
 from evaluation.language_id import adherence
+from evaluation.prediction_log import PredictionLog
 from pipeline_speechllm import task_instruction
 from processing_speechllm import load_audio
 from training.data import usable_rows_of_tasks
@@ -73,41 +75,40 @@ def row_instruction(row: dict) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[list[str], float]:
-    """Our predictions in row order, and the seconds it took."""
-    predictions = [""] * len(rows)
+def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int, log: PredictionLog, system: str = "speechllm"):
+    """Our predictions in row order, and the seconds they took; rows the log already has are not run again."""
+    ids = [row["id"] for row in rows]
     groups = {}
-    for index, row in enumerate(rows):
-        groups.setdefault(row_instruction(row), []).append(index)
-    started = time.perf_counter()
-    with tqdm(total=len(rows), desc="speechllm", unit="clip") as progress:
+    for index in log.missing(system, ids):
+        groups.setdefault(row_instruction(rows[index]), []).append(index)
+    with tqdm(total=len(rows), initial=len(rows) - sum(map(len, groups.values())), desc=system, unit="clip") as progress:
         for instruction, indices in groups.items():
             indices.sort(key=lambda i: rows[i]["duration"])  # batches of like lengths: little padding, like stopping points
             for start in range(0, len(indices), batch_size):  # one batch at a time, so the bar moves within a group
                 batch = indices[start : start + batch_size]
+                started = time.perf_counter()
                 audios = [rows[i]["audio_source"] for i in batch]
                 outputs = pipe(audios, instruction=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens)
-                for i, text in zip(batch, outputs):
-                    predictions[i] = text
+                log.add(system, [ids[i] for i in batch], outputs, time.perf_counter() - started)
                 progress.update(len(batch))
-    return predictions, time.perf_counter() - started
+    return log.predictions(system, ids), log.seconds[system]
 
 
-def run_text_ceiling(pipe, rows, batch_size: int, max_new_tokens: int) -> tuple[list[str], float]:
+def run_text_ceiling(pipe, rows, batch_size: int, max_new_tokens: int, log: PredictionLog) -> tuple[list[str], float]:
     """The same model reading the true transcript in the audio's place (the text prompt of stage C's MT twins)."""
     template = pipe.processor.text_prompt_template
-    chats = [
-        [{"role": "user", "content": template.format(text=row["transcript"], instruction=row_instruction(row))}]
-        for row in rows
-    ]
-    predictions = []
-    started = time.perf_counter()
-    with tqdm(total=len(chats), desc="text-only ceiling", unit="text") as progress:
-        for start in range(0, len(chats), batch_size):  # a batch at a time, so that the bar moves
-            batch = chats[start : start + batch_size]
-            predictions += pipe(batch, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    ids = [row["id"] for row in rows]
+    todo = log.missing("text-only", ids)
+    with tqdm(total=len(rows), initial=len(rows) - len(todo), desc="text-only ceiling", unit="text") as progress:
+        for start in range(0, len(todo), batch_size):  # a batch at a time, so that the bar moves
+            batch = todo[start : start + batch_size]
+            chats = [[{"role": "user", "content": template.format(text=rows[i]["transcript"], instruction=row_instruction(rows[i]))}]
+                     for i in batch]
+            started = time.perf_counter()
+            outputs = pipe(chats, batch_size=batch_size, max_new_tokens=max_new_tokens)
+            log.add("text-only", [ids[i] for i in batch], outputs, time.perf_counter() - started)
             progress.update(len(batch))
-    return predictions, time.perf_counter() - started
+    return log.predictions("text-only", ids), log.seconds["text-only"]
 
 
 def real_time_factors(pipe, rows, batch_sizes: list[int], max_new_tokens: int) -> dict[str, float]:
@@ -123,26 +124,31 @@ def real_time_factors(pipe, rows, batch_sizes: list[int], max_new_tokens: int) -
     return factors
 
 
-def unreferenced_adherence(pipe, rows, languages, batch_size: int, max_new_tokens: int) -> tuple[dict, dict]:
+def unreferenced_adherence(pipe, rows, languages, batch_size: int, max_new_tokens: int, log: PredictionLog) -> tuple[dict, dict]:
     """Translations of the ASR clips into each language, and the share of them langid finds in that language."""
     shares, outputs = {}, {}
     for language in languages:
         requests = [{**row, "task": "st", "tgt_lang": language} for row in rows]
-        outputs[language], _ = run_speechllm(pipe, requests, batch_size, max_new_tokens)
+        outputs[language], _ = run_speechllm(pipe, requests, batch_size, max_new_tokens, log, f"speechllm→{language}")
         shares[language] = adherence(outputs[language], language)
     return shares, outputs
 
 
-def run_whisper(whisper_dir: str, rows, batch_size: int) -> tuple[list[str], float]:
+def run_whisper(whisper_dir: str, rows, batch_size: int, log: PredictionLog) -> tuple[list[str], float]:
     """Whisper's own encoder-decoder on the same audio (greedy, English, no timestamps)."""
     rate = WhisperTranscriber.SAMPLING_RATE
+    ids = [row["id"] for row in rows]
+    todo = log.missing("whisper", ids)
     started = time.perf_counter()
-    transcriber = WhisperTranscriber(whisper_dir)
-    predictions = []
-    for start in tqdm(range(0, len(rows), batch_size), desc="whisper reference", unit="batch"):
-        batch = rows[start : start + batch_size]
-        predictions += transcriber([load_audio(row["audio_source"], None, rate) for row in batch])
-    return predictions, time.perf_counter() - started
+    transcriber = WhisperTranscriber(whisper_dir) if todo else None
+    loading = time.perf_counter() - started  # counted with the first batch, as one run would
+    for start in tqdm(range(0, len(todo), batch_size), desc="whisper reference", unit="batch"):
+        batch = todo[start : start + batch_size]
+        started = time.perf_counter()
+        outputs = transcriber([load_audio(rows[i]["audio_source"], None, rate) for i in batch])
+        log.add("whisper", [ids[i] for i in batch], outputs, time.perf_counter() - started + loading)
+        loading = 0.0
+    return log.predictions("whisper", ids), log.seconds["whisper"]
 
 
 class WhisperTranscriber:
@@ -341,6 +347,10 @@ def evaluate_model(
     if not rows:
         raise ValueError(f"{data} has no usable ASR/ST/SQA rows to evaluate")
     comet, comet_note = comet_scorer()
+    settings = {"model": model_fingerprint(model_dir), "data": data, "rows": len(rows),
+                "row_ids": hashlib.sha1("\n".join(row["id"] for row in rows).encode()).hexdigest(),
+                "max_new_tokens": max_new_tokens, "batch_size": batch_size}
+    log = PredictionLog(os.path.join(output_dir, "predictions.jsonl"), settings)
     results = {
         "model": model_dir,
         "data": data,
@@ -350,21 +360,21 @@ def evaluate_model(
         "systems": {},
         "predictions": [{"id": row["id"], "task": row["task"], "reference": reference_of(row)} for row in rows],
     }
-    add_system(results, "speechllm", rows, *run_speechllm(pipe, rows, batch_size, max_new_tokens), comet)
+    add_system(results, "speechllm", rows, *run_speechllm(pipe, rows, batch_size, max_new_tokens, log), comet)
     asr_rows = [row for row in rows if row["task"] == "asr"]
     if rtf_batch_sizes and asr_rows:
         results["rtf_by_batch_size"] = real_time_factors(pipe, asr_rows[:rtf_clips], list(rtf_batch_sizes), max_new_tokens)
     read = [row for row in rows if row["task"] in ("st", "sqa") and row["transcript"]]
     if text_ceiling and read:
-        add_system(results, "text-only", read, *run_text_ceiling(pipe, read, batch_size, max_new_tokens), comet)
+        add_system(results, "text-only", read, *run_text_ceiling(pipe, read, batch_size, max_new_tokens, log), comet)
     if translate_to and asr_rows:
         results["adherence_without_reference"], translations = unreferenced_adherence(
-            pipe, asr_rows, translate_to, batch_size, max_new_tokens
+            pipe, asr_rows, translate_to, batch_size, max_new_tokens, log
         )
         for language, outputs in translations.items():
             attach_predictions(results, f"speechllm→{language}", asr_rows, outputs)
     if whisper_reference and asr_rows:
-        add_system(results, "whisper", asr_rows, *run_whisper(whisper_reference, asr_rows, batch_size), None)
+        add_system(results, "whisper", asr_rows, *run_whisper(whisper_reference, asr_rows, batch_size, log), None)
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "results.json"), "w") as handle:
         json.dump(results, handle, indent=2, ensure_ascii=False)
@@ -375,9 +385,20 @@ def evaluate_model(
     print(table)
     print(comet_note)
     if os.path.exists(os.path.join(model_dir, "config.json")):  # a local checkpoint: its model card gets the scores
-        card = record_results(model_dir, data_name(data, source_options or {}), results["systems"]["speechllm"]["scores"])
-        print(f"scores added to the model card {card}")
+        try:
+            card = record_results(model_dir, data_name(data, source_options or {}), results["systems"]["speechllm"]["scores"])
+            print(f"scores added to the model card {card}")
+        except OSError as error:  # a read-only checkpoint: the scores are in OUT all the same
+            logger.warning("could not add the scores to %s/README.md (%s); they are in %s", model_dir, error, output_dir)
     return results
+
+
+def model_fingerprint(model_dir: str) -> str:
+    """The checkpoint's path and its weight files' sizes and times: predictions kept for one model are never scored
+    as another's (a directory trained again)."""
+    files = sorted(name for name in os.listdir(model_dir) if name.endswith(".safetensors")) if os.path.isdir(model_dir) else []
+    stats = [(name, os.path.getsize(os.path.join(model_dir, name)), int(os.path.getmtime(os.path.join(model_dir, name)))) for name in files]
+    return f"{os.path.abspath(model_dir)} " + hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def data_name(data, source_options: dict) -> str:

@@ -204,3 +204,26 @@ def test_audio_reliance_scores_each_transcript_with_its_own_and_another_clips_au
     assert same_audio["gap"] == pytest.approx(0.0, abs=1e-6) and same_audio["share_better_with_own_audio"] == 0.0
     with pytest.raises(ValueError, match="at least two"):
         audio_reliance(model, processor, rows[:1])
+
+
+def test_an_evaluation_killed_part_way_resumes_with_the_same_predictions(tiny_checkpoint, tmp_path):
+    from evaluation.run import evaluate_model
+
+    arctic = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+    rows = [{"id": f"c{i}", "audio": arctic, "transcript": "And you always want to see it.", "task": "asr"} for i in range(5)]
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows))
+    whole = evaluate_model(tiny_checkpoint, str(manifest), str(tmp_path / "whole"), batch_size=2, max_new_tokens=4)
+    log = tmp_path / "whole" / "predictions.jsonl"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 + 3  # the settings, then three batches of at most two clips
+    # as if killed while writing the second batch: the first is kept, the half line dropped, the rest made again
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "predictions.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
+    resumed = evaluate_model(tiny_checkpoint, str(manifest), str(killed), batch_size=2, max_new_tokens=4)
+    assert [p["speechllm"] for p in resumed["predictions"]] == [p["speechllm"] for p in whole["predictions"]]
+    entries = [json.loads(line) for line in (killed / "predictions.jsonl").read_text().splitlines()]
+    assert [len(entry["ids"]) for entry in entries[1:]] == [2, 2, 1] and entries[1] == json.loads(lines[1])
+    with pytest.raises(ValueError, match="holds predictions made with other settings"):
+        evaluate_model(tiny_checkpoint, str(manifest), str(killed), batch_size=2, max_new_tokens=6)
