@@ -164,3 +164,11 @@ def test_evaluation_cli_says_what_is_wrong_without_a_traceback(audiofolder, tiny
     )
     assert result.returncode != 0
     assert "no column 'sentence' for transcript" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_flags_name_the_split_and_columns_of_every_source(audiofolder, seamless_checkpoint, tmp_path):
+    trainer = run_stage("joint", seamless_checkpoint, str(audiofolder), tmp_path / "c", "--train_split", "test",
+                        "--text_column", "text", "--task_probabilities", "asr=1", steps=2)
+    assert sorted(set(trainer.train_dataset["speaker"])) == SPEAKERS[8:]
+    assert trainer.train_dataset[0]["transcript"].startswith("I SAW THE FOX")
+    assert len(losses(trainer)) == 2
