@@ -49,8 +49,8 @@ def main():
 
         checkpoint = args.checkpoint or built_default(os.path.join(outputs, "default"))
         if not args.checkpoint:
-            print("The embedded default is a small CPU-trained model, far from Whisper on real speech (58 % WER on "
-                  "real recordings, Whisper tiny.en 6 %); its translations and answers follow what it heard: "
+            print("The embedded default is a small CPU-trained model, far from Whisper on real speech (49 % WER on "
+                  "the project's real recordings, Whisper tiny.en 6 %); its translations and answers follow what it heard: "
                   "default_model/TRIALS.md says what it measures.")
     question = args.question or (ARCTIC.question if args.audio == ARCTIC.audio else "What is the speaker talking about?")
 
