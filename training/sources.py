@@ -112,7 +112,8 @@ def load_source(source: DataSource):
     elif os.path.exists(source.path) or looks_like_hub_id(source.path):
         dataset = load_with_datasets(source)
     else:
-        raise DataError(f"{source.path} does not exist: give a .jsonl/.csv/.tsv manifest, a dataset directory or a Hub id")
+        what = "manifest " if os.path.splitext(source.path)[1].lower() in MANIFEST_TYPES else ""
+        raise DataError(f"{what}{source.path} does not exist: give a .jsonl/.csv/.tsv manifest, a dataset directory or a Hub id")
     if source.max_rows is not None:
         dataset = dataset.take(source.max_rows)
     return map_columns(dataset, source)
