@@ -174,18 +174,19 @@ def check_stage(stage):
 def mapper_stage(recipe, args, processor) -> dict:
     """Stage A: cached encoder features → SpeechMapper → LLM embedding rows (no LLM layers)."""
 
-    def usable_clips(specs, split, name):
+    def usable_clips(specs, split, name, weighted):
         with args.main_process_first(desc=f"checking {name}"):
             rows = read_manifests(specs, **source_defaults(recipe, split))
             rows = keep_usable_rows(rows, lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
         rows = first_of_each_clip(rows)
-        return apply_source_weights(rows, args.seed) if name == "train" else rows  # the mix is what trains
+        return apply_source_weights(rows, args.seed) if weighted else rows
 
     if args.label_names is None:  # the Trainer computes an eval loss only for inputs it knows as labels
         args.label_names = ["transcript_ids"]
     # The data first: a manifest with no usable row stops the run before any model is built.
-    train_rows = usable_clips(recipe.train_file, recipe.train_split, "train")
-    eval_rows = usable_clips(recipe.eval_file, recipe.eval_split, "eval") if recipe.eval_file else None
+    # the sources' weights make the training mix; every eval row counts once
+    train_rows = usable_clips(recipe.train_file, recipe.train_split, "train", weighted=True)
+    eval_rows = usable_clips(recipe.eval_file, recipe.eval_split, "eval", weighted=False) if recipe.eval_file else None
     model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **config_overrides(recipe))
     cache_dir = recipe.feature_cache_dir or os.path.expanduser("~/.cache/speechllm/features")
 
@@ -235,22 +236,22 @@ def instruction_stage(recipe, args, processor) -> dict:
             return ("asr",)
         return tasks + ("asr",) if add_asr and row["task"] in SPEECH_TASKS and row["transcript"] else tasks
 
-    def prepare(specs, split, name):
+    def prepare(specs, split, name, weighted):
         with args.main_process_first(desc=f"checking {name}"):
             rows = read_manifests(specs, **source_defaults(recipe, split))
             rows = keep_usable_rows(rows, tasks_for_row, processor, joint and bool(sigma), name)
         if recipe.task_agnostic:
             rows = rows.map(lambda row: {"task": "asr"})
-        if name == "train":  # the mix is what trains; every eval row counts once
+        if weighted:  # the sources' weights make the training mix; every eval row counts once
             rows = apply_source_weights(rows, args.seed)
         return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt,
                               read=recipe.text_in_speech_slot)
 
     # The data first: unusable data stops the run before the model is loaded.
-    train_examples = prepare(recipe.train_file, recipe.train_split, "train")
+    train_examples = prepare(recipe.train_file, recipe.train_split, "train", weighted=True)
     if recipe.stage == "text" or recipe.task_sampling:
         require_sampled_tasks(train_examples, probabilities, recipe.stage, "train")
-    eval_examples = prepare(recipe.eval_file, recipe.eval_split, "eval") if recipe.eval_file else None
+    eval_examples = prepare(recipe.eval_file, recipe.eval_split, "eval", weighted=False) if recipe.eval_file else None
     sampler = None
     if joint and recipe.task_sampling:
         sampler = TaskBatchSampler(

@@ -2,7 +2,8 @@
 
 A manifest is JSONL, CSV or TSV with the columns a task needs (`audio`, `transcript`, `task`, `src_lang`,
 `tgt_lang`, `translation`, `question`, `answer`); a `datasets` directory saved with `save_to_disk`, an audiofolder
-or a Hub dataset works too, its columns mapped onto these (training/sources.py). Audio is decoded with soundfile (no torchcodec). Bad rows are reported with their
+or a Hub dataset works too, its columns mapped onto these (training/sources.py). Audio is decoded with soundfile (no
+torchcodec). Bad rows are reported with their
 ids and skipped, and counted at the end: a run never dies halfway on one bad file, and never drops rows silently.
 """
 

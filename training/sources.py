@@ -106,7 +106,7 @@ def load_source(source: DataSource):
     if source.is_manifest():
         dataset = load_manifest(source.path)
     elif os.path.isdir(source.path) and is_saved_dataset(source.path):
-        dataset = pick_split(read_or_explain(source, lambda: datasets.load_from_disk(source.path), "a saved dataset"), source)
+        dataset = pick_split(read_or_explain(source.path, lambda: datasets.load_from_disk(source.path), "a saved dataset"), source)
     elif audiofolder_metadata(source) is not None:
         dataset = load_audiofolder(source)
     elif os.path.exists(source.path) or looks_like_hub_id(source.path):
@@ -127,8 +127,7 @@ def load_manifest(path: str) -> datasets.Dataset:
         raise DataError(f"manifest {path} has no rows: the file is empty")
     builder, options = MANIFEST_TYPES[extension]
     form = "one JSON object per line" if builder == "json" else f"a header line, then one row per line ({extension})"
-    source = DataSource(path=path)
-    return read_or_explain(source, lambda: datasets.load_dataset(builder, data_files=path, split="train", **options), form)
+    return read_or_explain(path, lambda: datasets.load_dataset(builder, data_files=path, split="train", **options), form)
 
 
 def is_saved_dataset(path: str) -> bool:
@@ -198,13 +197,13 @@ def pick_split(dataset, source: DataSource):
     return dataset
 
 
-def read_or_explain(source: DataSource, read, form: str):
-    """Run `read`; a failure inside `datasets` becomes a DataError that names the source and the expected form."""
+def read_or_explain(path: str, read, form: str):
+    """Run `read`; a failure inside `datasets` becomes a DataError that names the path and the expected form."""
     try:
         return read()
     except Exception as error:  # datasets wraps parser errors in its own classes (DatasetGenerationError, ...)
         cause = error.__cause__ or error
-        raise DataError(f"cannot read {source.path}: {type(cause).__name__}: {cause}; it must hold {form}") from error
+        raise DataError(f"cannot read {path}: {type(cause).__name__}: {cause}; it must hold {form}") from error
 
 
 # ---------------------------------------------------------------------------------------------------------------
