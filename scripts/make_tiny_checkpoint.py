@@ -1,6 +1,6 @@
 """Write a tiny RANDOM speechllm checkpoint (a few MB) that loads like a real one: for tests and integrators.
 
-    python scripts/make_tiny_checkpoint.py OUTDIR [--encoder seamless|whisper|w2v-bert] [--seed 0]
+    python scripts/make_tiny_checkpoint.py OUTDIR [--encoder seamless|whisper|w2v-bert] [--seed 0] [--head-dim 12]
 
 Its outputs are noise: the weights are random. Everything is built offline (the tokenizer is trained here).
 """
@@ -114,11 +114,13 @@ def tiny_encoder(kind: str):
     raise ValueError(f"unknown encoder kind {kind!r}: use one of {ENCODER_KINDS}")
 
 
-def tiny_text_config(tokenizer) -> LlamaConfig:
+def tiny_text_config(tokenizer, head_dim: int = 12) -> LlamaConfig:
+    """A 2-layer Llama of 4 heads; `head_dim` 32 or more for engines whose kernels take no smaller head (vLLM's CPU
+    attention)."""
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=48,
-        intermediate_size=96,
+        hidden_size=4 * head_dim,
+        intermediate_size=8 * head_dim,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -130,13 +132,13 @@ def tiny_text_config(tokenizer) -> LlamaConfig:
     )
 
 
-def build_tiny(kind: str = "seamless", seed: int = 0):
+def build_tiny(kind: str = "seamless", seed: int = 0, head_dim: int = 12):
     torch.manual_seed(seed)
     tokenizer = train_tokenizer()
     encoder_config, feature_extractor = tiny_encoder(kind)
     config = SpeechLLMConfig(
         encoder_config=encoder_config,
-        text_config=tiny_text_config(tokenizer),
+        text_config=tiny_text_config(tokenizer, head_dim),
         encoder_layer=2,
         mapper_widths=[32, 40],
         mapper_ffn_dim=64,
@@ -159,8 +161,9 @@ def main():
     parser.add_argument("outdir")
     parser.add_argument("--encoder", choices=ENCODER_KINDS, default="seamless")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--head-dim", type=int, default=12, help="the LLM's attention head size (vLLM on CPU: 32+)")
     args = parser.parse_args()
-    model, processor = build_tiny(args.encoder, args.seed)
+    model, processor = build_tiny(args.encoder, args.seed, args.head_dim)
     model.save_pretrained(args.outdir)
     processor.save_pretrained(args.outdir)
     size = sum(os.path.getsize(os.path.join(args.outdir, f)) for f in os.listdir(args.outdir))
