@@ -22,6 +22,11 @@ GENERATION_DEFAULTS = {"temperature": 0.0, "max_new_tokens": 150}
 AUDIO_PART_TYPES = ("audio", "input_audio", "audio_url")
 # How SpeechLLMProcessor joins several clips of one message.
 CLIP_SEPARATOR = "</speech>\n<speech>"
+# A request's text holding the placeholder would give the LLM a speech slot with no speech behind it.
+PLACEHOLDER_IN_TEXT = (
+    "the message text holds the audio placeholder {token}, which the server writes itself: send each clip as an "
+    "input_audio part (base64 WAV/FLAC/Opus) and the instruction as a text part"
+)
 
 
 def literal(text: str) -> str:
@@ -44,6 +49,8 @@ def user_content_template(prompt_template: str, audio_token: str) -> str:
         "{%- for part in message['content'] -%}"
         f"{{%- if part['type'] in {list(AUDIO_PART_TYPES)} -%}}"
         f"{{%- set parts.audio = parts.audio + [{literal(audio_token)}] -%}}"
+        f"{{%- elif part['type'] == 'text' and {literal(audio_token)} in part['text'] -%}}"
+        f"{{{{- raise_exception({literal(PLACEHOLDER_IN_TEXT.format(token=audio_token))}) -}}}}"
         "{%- elif part['type'] == 'text' -%}{%- set parts.text = parts.text + [part['text']] -%}{%- endif -%}"
         "{%- endfor -%}"
         "{%- set instruction = parts.text | join(' ') -%}"

@@ -8,6 +8,7 @@ multimodal processor whose prompt update expands one audio placeholder into the 
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import BatchFeature
@@ -27,7 +28,7 @@ from vllm.multimodal.processing import (
 
 from configuration_speechllm import SpeechLLMConfig
 from modeling_speechllm import SpeechEncoder, SpeechMapper, lengths_to_mask
-from processing_speechllm import SpeechLLMProcessor
+from processing_speechllm import AudioError, SpeechLLMProcessor
 
 # The training-only CTC head (stage A) is not part of the served model.
 UNSERVED_PREFIXES = ["ctc_head."]
@@ -82,7 +83,15 @@ class SpeechLLMMultiModalProcessor(BaseMultiModalProcessor[SpeechLLMProcessingIn
         """Features of each clip alone (no padding to another clip), with SpeechLLMProcessor's checks: a clip too
         long for the encoder or too short for one speech token is refused with its message (HTTP 400)."""
         processor = self.info.get_hf_processor()
-        clips = processor.prepare_audio(list(hf_data.get("audio", [])), processor.sampling_rate)
+        clips = [np.asarray(clip, dtype=np.float32) for clip in hf_data.get("audio", [])]
+        for index, clip in enumerate(clips):
+            if len(clip) > processor.max_samples:
+                seconds = processor.max_samples / processor.sampling_rate
+                raise AudioError(
+                    f"audio {index} lasts {len(clip) / processor.sampling_rate:.1f} s, longer than the {seconds:.0f} s the "
+                    f"model takes in one piece: send it in parts of at most {seconds:.0f} s, one request each",
+                    "audio too long",
+                )
         features, masks, counts = [], [], []
         for clip in clips:
             data = processor.extract_features([clip])
