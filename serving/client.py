@@ -59,7 +59,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or os.path.join(model_dir, f"server-{self.port}.log")
         command = server_command(model_dir, "127.0.0.1", self.port, dtype, "speechllm", list(extra))
-        self.log = open(self.log_path, "w")
+        self.log = open(self.log_path, "w")  # noqa: SIM115 (open while the server runs; closed by stop())
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, env=server_environment(), start_new_session=True
         )

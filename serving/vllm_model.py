@@ -103,11 +103,11 @@ class SpeechLLMMultiModalProcessor(BaseMultiModalProcessor[SpeechLLMProcessingIn
         )
 
     def _get_mm_fields_config(self, hf_inputs: BatchFeature, hf_processor_mm_kwargs: Mapping[str, object]):
-        return dict(
-            input_features=MultiModalFieldConfig.batched("audio"),
-            input_features_mask=MultiModalFieldConfig.batched("audio"),
-            audio_num_tokens=MultiModalFieldConfig.batched("audio", keep_on_cpu=True),
-        )
+        return {
+            "input_features": MultiModalFieldConfig.batched("audio"),
+            "input_features_mask": MultiModalFieldConfig.batched("audio"),
+            "audio_num_tokens": MultiModalFieldConfig.batched("audio", keep_on_cpu=True),
+        }
 
     def _get_prompt_updates(
         self,
