@@ -7,13 +7,15 @@ multimodal processor whose prompt update expands one audio placeholder into the 
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from transformers import BatchFeature
 from vllm.config import VllmConfig
-from vllm.model_executor.models.interfaces import MultiModalEmbeddings, SupportsMultiModal
+from vllm.config.speech_to_text import SpeechToTextConfig, SpeechToTextParams
+from vllm.model_executor.models.interfaces import MultiModalEmbeddings, SupportsMultiModal, SupportsTranscription
 from vllm.model_executor.models.utils import AutoWeightsLoader, init_vllm_registered_model, maybe_prefix
 from vllm.multimodal import MULTIMODAL_REGISTRY
 from vllm.multimodal.inputs import MultiModalFieldConfig, MultiModalKwargsItems
@@ -28,7 +30,7 @@ from vllm.multimodal.processing import (
 
 from configuration_speechllm import SpeechLLMConfig
 from modeling_speechllm import SpeechEncoder, SpeechMapper, lengths_to_mask
-from processing_speechllm import AudioError, SpeechLLMProcessor
+from processing_speechllm import TRANSCRIBE_INSTRUCTION, AudioError, SpeechLLMProcessor, translation_instruction
 
 # The training-only CTC head (stage A) is not part of the served model.
 UNSERVED_PREFIXES = ["ctc_head."]
@@ -124,6 +126,14 @@ class SpeechLLMMultiModalProcessor(BaseMultiModalProcessor[SpeechLLMProcessingIn
         return [PromptReplacement(modality="audio", target=[audio_token_id], replacement=audio_tokens)]
 
 
+def speech_to_text_instruction(task_type: str, to_language: str | None) -> str:
+    if task_type == "transcribe" or to_language == "en":
+        return TRANSCRIBE_INSTRUCTION
+    if to_language is None:
+        raise ValueError("a translation request names its target language: to_language=de, it or zh")
+    return translation_instruction(to_language)
+
+
 def as_clip_list(value) -> list[torch.Tensor]:
     """vLLM hands a field over as one stacked tensor when its items share a shape, else as a list."""
     return list(value) if isinstance(value, torch.Tensor) else [item for item in value]
@@ -144,14 +154,38 @@ def pad_clips(features: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[
 @MULTIMODAL_REGISTRY.register_processor(
     SpeechLLMMultiModalProcessor, info=SpeechLLMProcessingInfo, dummy_inputs=SpeechLLMDummyInputsBuilder
 )
-class SpeechLLMForVLLM(nn.Module, SupportsMultiModal):
-    """SpeechLLMForConditionalGeneration with the LLM built by vLLM (continuous batching, paged KV cache)."""
+class SpeechLLMForVLLM(nn.Module, SupportsMultiModal, SupportsTranscription):
+    """SpeechLLMForConditionalGeneration with the LLM built by vLLM (continuous batching, paged KV cache).
+
+    Also vLLM's speech-to-text model: `/v1/audio/transcriptions` (English speech → English text) and
+    `/v1/audio/translations` with `to_language` de/it/zh (English speech → that language; OpenAI's endpoint means
+    "into English", which this model's transcription already is). vLLM cuts audio over 30 s at quiet points.
+    """
+
+    # Keys: the target languages a request may name. The speech itself is English.
+    supported_languages: ClassVar[Mapping[str, str]] = {"en": "English", "de": "German", "it": "Italian", "zh": "Chinese"}
 
     @classmethod
     def get_placeholder_str(cls, modality: str, i: int) -> str | None:
         if modality.startswith("audio"):
             return "<|audio|>"
         raise ValueError(f"speechllm takes audio, not {modality}")
+
+    @classmethod
+    def get_speech_to_text_config(cls, model_config, task_type: str) -> SpeechToTextConfig:
+        config: SpeechLLMConfig = model_config.hf_config
+        return SpeechToTextConfig(sample_rate=config.sampling_rate, max_audio_clip_s=int(config.max_audio_seconds))
+
+    @classmethod
+    def get_generation_prompt(cls, stt_params: SpeechToTextParams):
+        """The chat prompt a `chat/completions` request with this clip and the task's instruction would get."""
+        from vllm.tokenizers import cached_tokenizer_from_config
+
+        instruction = speech_to_text_instruction(stt_params.task_type, stt_params.to_language)
+        tokenizer = cached_tokenizer_from_config(stt_params.model_config)
+        message = {"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": instruction}]}
+        prompt = tokenizer.apply_chat_template([message], tokenize=False, add_generation_prompt=True)
+        return {"prompt": prompt, "multi_modal_data": {"audio": [(stt_params.audio, stt_params.stt_config.sample_rate)]}}
 
     def __init__(self, *, vllm_config: VllmConfig, prefix: str = ""):
         super().__init__()

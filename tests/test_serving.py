@@ -196,6 +196,32 @@ def test_streaming_gives_the_same_text(client, reference):
     assert "".join(chunks) == expected
 
 
+def test_audio_endpoints_answer_as_chat_does(client):
+    """/v1/audio/transcriptions and /v1/audio/translations (to_language de) give the chat request's answer; a
+    translation that names no target language is a 400; audio over 30 s is cut by vLLM at quiet points, not refused."""
+    from openai import BadRequestError
+
+    from processing_speechllm import translation_instruction
+
+    clip = noise_clip(2.5, seed=14)
+    wav = base64.b64decode(encode_audio(clip, 16000, "wav"))
+
+    def chat(instruction: str) -> str:
+        response = client.chat.completions.create(model="speechllm", messages=[audio_message(clip, instruction)], max_tokens=MAX_TOKENS)
+        return response.choices[0].message.content
+
+    transcript = client.audio.transcriptions.create(model="speechllm", file=("clip.wav", wav), extra_body={"max_completion_tokens": MAX_TOKENS})
+    assert transcript.text == chat(TRANSCRIBE_INSTRUCTION)
+    german = client.audio.translations.create(
+        model="speechllm", file=("clip.wav", wav), extra_body={"to_language": "de", "max_completion_tokens": MAX_TOKENS}
+    )
+    assert german.text == chat(translation_instruction("de"))
+    with pytest.raises(BadRequestError, match="to_language"):
+        client.audio.translations.create(model="speechllm", file=("clip.wav", wav))
+    long_wav = base64.b64decode(encode_audio(noise_clip(65.0, seed=15), 16000, "wav"))
+    assert client.audio.transcriptions.create(model="speechllm", file=("long.wav", long_wav)).text
+
+
 def bad_request(client, message: dict):
     from openai import BadRequestError
 
