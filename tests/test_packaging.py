@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from test_train import run_stage
 
-PACKAGES = ("training", "evaluation", "synthesis", "conversion", "bench", "scripts")
+PACKAGES = ("training", "evaluation", "synthesis", "conversion", "bench", "scripts", "serving")
 TOP_LEVEL = ("configuration_speechllm", "modeling_speechllm", "processing_speechllm", "pipeline_speechllm", "long_audio", "train")
 
 
