@@ -120,11 +120,16 @@ class SpeechEncoder(nn.Module):
         stride = self.config.encoder_feature_stride
         return -(-input_features_mask.sum(-1) // stride)
 
+    @property
+    def features_are_channels_first(self) -> bool:
+        """Whisper-style encoders take (batch, mel bins, frames); Seamless and W2V-BERT (batch, frames, channels)."""
+        return bool(getattr(self.config.encoder_config, "num_mel_bins", None))
+
     def silent_inputs(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """The shortest all-zero input this encoder accepts that still gives one mapper frame."""
         encoder = self.config.encoder_config
         frames = self.config.total_downsampling * self.config.encoder_feature_stride
-        if getattr(encoder, "num_mel_bins", None):  # Whisper-style (batch, mel bins, frames)
+        if self.features_are_channels_first:
             features = torch.zeros(1, encoder.num_mel_bins, frames, device=device)
         else:
             features = torch.zeros(1, frames, encoder.feature_projection_input_dim, device=device)

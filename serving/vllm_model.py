@@ -31,6 +31,7 @@ from vllm.multimodal.processing import (
 from configuration_speechllm import SpeechLLMConfig
 from modeling_speechllm import SpeechEncoder, SpeechMapper, lengths_to_mask
 from processing_speechllm import TRANSCRIBE_INSTRUCTION, AudioError, SpeechLLMProcessor, translation_instruction
+from serving.clip_batching import as_clip_list, pad_clips
 
 # The training-only CTC head (stage A) is not part of the served model.
 UNSERVED_PREFIXES = ["ctc_head."]
@@ -134,23 +135,6 @@ def speech_to_text_instruction(task_type: str, to_language: str | None) -> str:
     return translation_instruction(to_language)
 
 
-def as_clip_list(value) -> list[torch.Tensor]:
-    """vLLM hands a field over as one stacked tensor when its items share a shape, else as a list."""
-    return list(value) if isinstance(value, torch.Tensor) else [item for item in value]
-
-
-def pad_clips(features: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad per-clip features (channels, T) or (T, channels) and their frame masks (T,) to one batch."""
-    time_axis = -1 if features[0].shape[-1] == masks[0].shape[-1] else 0
-    longest = max(mask.shape[-1] for mask in masks)
-    padded = []
-    for feature in features:
-        missing = longest - feature.shape[time_axis]
-        padded.append(nn.functional.pad(feature, (0, missing) if time_axis == -1 else (0, 0, 0, missing)))
-    mask = torch.stack([nn.functional.pad(m, (0, longest - m.shape[-1])) for m in masks])
-    return torch.stack(padded), mask
-
-
 @MULTIMODAL_REGISTRY.register_processor(
     SpeechLLMMultiModalProcessor, info=SpeechLLMProcessingInfo, dummy_inputs=SpeechLLMDummyInputsBuilder
 )
@@ -209,7 +193,9 @@ class SpeechLLMForVLLM(nn.Module, SupportsMultiModal, SupportsTranscription):
         features = kwargs.get("input_features")
         if features is None:
             return []
-        features, mask = pad_clips(as_clip_list(features), as_clip_list(kwargs["input_features_mask"]))
+        features, mask = pad_clips(
+            as_clip_list(features), as_clip_list(kwargs["input_features_mask"]), self.audio_tower.features_are_channels_first
+        )
         dtype = next(self.audio_tower.parameters()).dtype
         with torch.no_grad():
             frames, lengths = self.audio_tower(features.to(dtype), mask)
