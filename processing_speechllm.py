@@ -212,17 +212,27 @@ class SpeechLLMProcessor(ProcessorMixin):
     # -- audio ------------------------------------------------------------------------------------------------------
     def prepare_audio(self, audios: list, sampling_rate: int | None = None, windowed: bool = False) -> list[np.ndarray]:
         clips = [load_audio(a, sampling_rate, self.sampling_rate, name=f"audio {i}") for i, a in enumerate(audios)]
+        if not windowed:
+            self.check_lengths(clips)
+        return clips
+
+    LONG_AUDIO_ADVICE = (
+        "the pipeline runs it segment by segment (long_audio='segments', the default for transcripts and translations) "
+        "or in one prompt (long_audio='one_prompt', for questions about all of it); the processor takes it with "
+        "long_audio='one_prompt'; for training, split it first"
+    )
+
+    def check_lengths(self, clips: list[np.ndarray], advice: str = LONG_AUDIO_ADVICE):
+        """An AudioError for the first clip longer than the model takes in one piece; `advice` says what to do (a
+        server gives its own)."""
         for i, clip in enumerate(clips):
-            if len(clip) > self.max_samples and not windowed:
+            if len(clip) > self.max_samples:
                 raise AudioError(
                     f"audio {i} lasts {len(clip) / self.sampling_rate:.1f} s, longer than the maximum "
                     f"{self.max_samples / self.sampling_rate:.1f} s the model takes in one piece ({self.limit_reason()}): "
-                    "the pipeline runs it segment by segment (long_audio='segments', the default for transcripts and "
-                    "translations) or in one prompt (long_audio='one_prompt', for questions about all of it); the "
-                    "processor takes it with long_audio='one_prompt'; for training, split it first",
+                    f"{advice}",
                     "audio too long",
                 )
-        return clips
 
     def windows(self, clip: np.ndarray) -> list[np.ndarray]:
         """A clip as equal consecutive windows the encoder takes (one window when it fits): its mapper frames, joined

@@ -30,7 +30,7 @@ from vllm.multimodal.processing import (
 
 from configuration_speechllm import SpeechLLMConfig
 from modeling_speechllm import SpeechEncoder, SpeechMapper, lengths_to_mask
-from processing_speechllm import TRANSCRIBE_INSTRUCTION, AudioError, SpeechLLMProcessor, translation_instruction
+from processing_speechllm import TRANSCRIBE_INSTRUCTION, SpeechLLMProcessor, translation_instruction
 from serving.clip_batching import as_clip_list, pad_clips
 
 # The training-only CTC head (stage A) is not part of the served model.
@@ -87,14 +87,8 @@ class SpeechLLMMultiModalProcessor(BaseMultiModalProcessor[SpeechLLMProcessingIn
         long for the encoder or too short for one speech token is refused with its message (HTTP 400)."""
         processor = self.info.get_hf_processor()
         clips = [np.asarray(clip, dtype=np.float32) for clip in hf_data.get("audio", [])]
-        for index, clip in enumerate(clips):
-            if len(clip) > processor.max_samples:
-                seconds = processor.max_samples / processor.sampling_rate
-                raise AudioError(
-                    f"audio {index} lasts {len(clip) / processor.sampling_rate:.1f} s, longer than the {seconds:.0f} s the "
-                    f"model takes in one piece: send it in parts of at most {seconds:.0f} s, one request each",
-                    "audio too long",
-                )
+        seconds = processor.max_samples / processor.sampling_rate
+        processor.check_lengths(clips, f"send it in parts of at most {seconds:.0f} s, one request each")
         features, masks, counts = [], [], []
         for clip in clips:
             data = processor.extract_features([clip])
