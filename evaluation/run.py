@@ -36,6 +36,7 @@ from evaluation.language_id import adherence
 from evaluation.prediction_log import PredictionLog
 from pipeline_speechllm import task_instruction
 from processing_speechllm import load_audio
+from training.checkpoints import model_fingerprint
 from training.data import usable_rows_of_tasks
 from training.model_card import record_results
 from training.sources import DataError, parse_source
@@ -391,18 +392,6 @@ def evaluate_model(
         except OSError as error:  # a read-only checkpoint: the scores are in OUT all the same
             logger.warning("could not add the scores to %s/README.md (%s); they are in %s", model_dir, error, output_dir)
     return results
-
-
-def model_fingerprint(model_dir: str) -> str:
-    """A digest of the checkpoint's weight files (a few seconds for a 2 GB model): predictions kept for one model are
-    never scored as another's (a directory trained again), and the same model rebuilt on another machine
-    (default_model/RECIPE.md) resumes its evaluation there."""
-    digest = hashlib.sha1()
-    files = sorted(name for name in os.listdir(model_dir) if name.endswith(".safetensors")) if os.path.isdir(model_dir) else []
-    for name in files:
-        with open(os.path.join(model_dir, name), "rb") as handle:
-            digest.update(name.encode() + hashlib.file_digest(handle, "sha1").digest())
-    return digest.hexdigest()[:16] if files else model_dir  # a Hub id: its name is all there is here
 
 
 def data_name(data, source_options: dict) -> str:

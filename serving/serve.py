@@ -3,12 +3,14 @@
     ./run serve [--checkpoint DIR] [--port 8000] [--host 127.0.0.1] [--dtype float32] [-- VLLM ARGS ...]
 
 The checkpoint is exported once (LoRA merged, the chat template; serving/export.py) into outputs/serve/, keyed by a
-digest of its weights, then vLLM's server starts on it from the serving venv (.venv-serve, requirements-serve-*.txt).
+digest of its weights and of the code an export carries, then vLLM's server starts on it from the serving venv
+(.venv-serve, requirements-serve-*.txt).
 Anything after `--` goes to vLLM as it is (e.g. `-- --tensor-parallel-size 2` on a machine with two GPUs).
 Requests: `chat/completions` with an `input_audio` part (base64 WAV/FLAC/Opus) and a text part (README: Serving).
 """
 
 import argparse
+import hashlib
 import os
 import sys
 
@@ -26,13 +28,28 @@ def serving_python() -> str:
     return python
 
 
+def export_digest(checkpoint: str) -> str:
+    """The export's key: the checkpoint's weights and the code an export carries (the model's remote code, which the
+    exporter copies from this project, and the exporter itself), so that an upgraded project never serves an export
+    made by older code."""
+    import modeling_speechllm
+    from serving import export
+    from training.checkpoints import model_fingerprint
+
+    digest = hashlib.sha1(model_fingerprint(checkpoint).encode())
+    root = os.path.dirname(os.path.abspath(modeling_speechllm.__file__))
+    for path in [os.path.join(root, name) for name in modeling_speechllm.REMOTE_CODE_FILES] + [export.__file__]:
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha1").digest())
+    return digest.hexdigest()[:16]
+
+
 def exported_checkpoint(checkpoint: str, exports_dir: str) -> str:
-    """The checkpoint's vLLM export in `exports_dir`, made once per distinct weights."""
-    from evaluation.run import model_fingerprint
+    """The checkpoint's vLLM export in `exports_dir`, made once per distinct weights and exporting code."""
     from serving.export import export_for_vllm
 
     name = os.path.basename(os.path.normpath(checkpoint))
-    target = os.path.join(exports_dir, f"{name}-{model_fingerprint(checkpoint)}")
+    target = os.path.join(exports_dir, f"{name}-{export_digest(checkpoint)}")
     if not os.path.exists(os.path.join(target, "chat_template.jinja")):
         print(f"exporting {checkpoint} for vLLM into {target} (once) ...", flush=True)
         export_for_vllm(checkpoint, target + ".partial")

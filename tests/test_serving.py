@@ -93,6 +93,29 @@ def test_export_merges_lora_and_keeps_the_outputs(tiny_vllm, reference):
         assert json.load(handle)["temperature"] == 0.0  # vLLM's default for requests that name none: greedy
 
 
+def test_an_export_is_keyed_by_the_weights_and_by_the_exporting_code(tiny_vllm, tmp_path, monkeypatch):
+    """./run serve reuses an export only for the same weights and the same code: an upgraded project never serves an
+    export made by older code, nor a retrained checkpoint an old export."""
+    import shutil
+
+    from serving import export
+    from serving.serve import export_digest
+
+    checkpoint = shutil.copytree(tiny_vllm[0], tmp_path / "checkpoint", ignore=shutil.ignore_patterns("vllm"))
+    before = export_digest(str(checkpoint))
+    assert export_digest(str(checkpoint)) == before
+    newer_exporter = tmp_path / "export.py"
+    newer_exporter.write_text(open(export.__file__).read() + "\n# a newer exporter\n")
+    monkeypatch.setattr(export, "__file__", str(newer_exporter))
+    assert export_digest(str(checkpoint)) != before
+    monkeypatch.undo()
+    weights = checkpoint / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert export_digest(str(checkpoint)) != before
+
+
 @pytest.mark.parametrize(
     "parts",
     [

@@ -95,3 +95,15 @@ def export_mapper_checkpoint(base_checkpoint: str, trained_dir: str, processor=N
     copy_remote_code(trained_dir)
     if processor is not None:
         processor.save_pretrained(trained_dir)
+
+
+def model_fingerprint(model_dir: str) -> str:
+    """A digest of the checkpoint's weight files (a few seconds for a 2 GB model): predictions kept for one model are
+    never scored as another's (a directory trained again), and the same model rebuilt on another machine
+    (default_model/RECIPE.md) resumes its evaluation there."""
+    digest = hashlib.sha1()
+    files = sorted(name for name in os.listdir(model_dir) if name.endswith(".safetensors")) if os.path.isdir(model_dir) else []
+    for name in files:
+        with open(os.path.join(model_dir, name), "rb") as handle:
+            digest.update(name.encode() + hashlib.file_digest(handle, "sha1").digest())
+    return digest.hexdigest()[:16] if files else model_dir  # a Hub id: its name is all there is here
