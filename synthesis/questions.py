@@ -2,6 +2,7 @@
 said in the text, so that the audio answers them.
 
     python -m synthesis.questions build [--writer NAME] [--texts FILE]   # fill synthesis/questions.jsonl (resumable)
+    python -m synthesis.questions build --source SOURCE --output FILE     # a corpus's transcripts (its SQA rows)
 
 One row per text: {"text", "questions": [{"question", "answer"}, ...], "dropped": [{"question", "answer", "reason"}]},
 appended as they come, so a killed run resumes where it stopped. The texts come in synthesis.genres.annotation_order:
@@ -15,9 +16,10 @@ import re
 
 from tqdm.auto import tqdm
 
-from synthesis.genres import annotation_order, normalise, selection
+from synthesis.genres import normalise
 from synthesis.jsonl import append_rows, read_rows
 from synthesis.talks import STOPWORDS
+from synthesis.text_sources import add_text_options, chosen_texts
 
 QUESTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "questions.jsonl")
 PER_TEXT = 2
@@ -109,14 +111,14 @@ def read_questions(path: str = QUESTIONS) -> dict[str, list[dict]]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    fill = commands.add_parser("build", help="write questions into synthesis/questions.jsonl")
+    fill = commands.add_parser("build", help="write questions into synthesis/questions.jsonl (or --output)")
     fill.add_argument("--writer", default=None, help="the LLM that writes (synthesis.llm.WRITERS)")
-    fill.add_argument("--texts", help="a file with one text per line (default: the texts of a v2 build)")
+    add_text_options(fill, QUESTIONS)
     args = parser.parse_args()
+    texts = chosen_texts(args)
     from synthesis.llm import DEFAULT_WRITER, load_writer
 
-    texts = open(args.texts).read().splitlines() if args.texts else annotation_order(selection())
-    print(dict(build(load_writer(args.writer or DEFAULT_WRITER), [t for t in texts if t.strip()])))
+    print(dict(build(load_writer(args.writer or DEFAULT_WRITER), texts, args.output)))
 
 
 if __name__ == "__main__":

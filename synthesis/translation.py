@@ -2,6 +2,7 @@
 
     python -m synthesis.translation compare [--sentences 100]     # the candidate translators side by side
     python -m synthesis.translation build --translator NAME [--texts FILE]   # fill synthesis/translations.jsonl
+    python -m synthesis.translation build --source SOURCE --output FILE      # a corpus's transcripts (its ST rows)
 
 A translator is an instruct LLM converted from its pip package (conversion/parts.py), run by CTranslate2 (int8,
 batched greedy decoding: several times faster than transformers on CPU). Each output is checked as the 2026 system
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from evaluation.language_id import LANGUAGE_NAMES, identify
-from synthesis.genres import annotation_order, hash_rank, selection, talk_rows
+from synthesis.genres import hash_rank, talk_rows
 from synthesis.jsonl import append_rows, read_rows
 from synthesis.llm import DEFAULT_WRITER, WRITERS, InstructLLM, load_writer
+from synthesis.text_sources import add_text_options, chosen_texts
 
 TRANSLATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "translations.jsonl")
 LANGUAGES = ("de", "it", "zh")
@@ -167,9 +169,9 @@ def main():
     side.add_argument("--sentences", type=int, default=100)
     side.add_argument("--translators", nargs="+", default=list(WRITERS))
     side.add_argument("--output", default="outputs/translation-comparison.json")
-    fill = commands.add_parser("build", help="translate texts into synthesis/translations.jsonl")
+    fill = commands.add_parser("build", help="translate texts into synthesis/translations.jsonl (or --output)")
     fill.add_argument("--translator", choices=list(WRITERS), default=DEFAULT_WRITER)
-    fill.add_argument("--texts", help="a file with one text per line (default: the texts of a v2 build, synthesis.genres.selection())")
+    add_text_options(fill, TRANSLATIONS)
     args = parser.parse_args()
     if args.command == "compare":
         report = compare(args.translators, args.sentences)
@@ -178,9 +180,8 @@ def main():
             json.dump(report, handle, indent=1, ensure_ascii=False)
         print(f"wrote {args.output}")
     else:
-
-        texts = open(args.texts).read().splitlines() if args.texts else annotation_order(selection())
-        print(build(load_translator(args.translator), [t for t in texts if t.strip()]))
+        texts = chosen_texts(args)
+        print(build(load_translator(args.translator), texts, args.output))
 
 
 if __name__ == "__main__":

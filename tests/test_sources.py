@@ -172,3 +172,90 @@ def test_train_flags_name_the_split_and_columns_of_every_source(audiofolder, sea
     assert sorted(set(trainer.train_dataset["speaker"])) == SPEAKERS[8:]
     assert trainer.train_dataset[0]["transcript"].startswith("I SAW THE FOX")
     assert len(losses(trainer)) == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ST and SQA rows on a corpus's own clips (annotation files keyed by transcript)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def annotations(tmp_path_factory):
+    """Translations for clips 0-2 of the audiofolder's train split (clip 1 lacks Chinese), questions for clips 0 and 3,
+    keyed by the sentence-cased transcripts, as the builds write them."""
+    root = tmp_path_factory.mktemp("annotations")
+    translations = [
+        {"text": "I saw the fox number 0", "de": "Ich sah den Fuchs Nummer 0", "it": "Ho visto la volpe numero 0", "zh": "我看到了0号狐狸"},
+        {"text": "I saw the fox number 1", "de": "Ich sah den Fuchs Nummer 1", "it": "Ho visto la volpe numero 1"},
+        {"text": "I saw the fox number 2", "de": "Ich sah den Fuchs Nummer 2", "it": "Ho visto la volpe numero 2", "zh": "我看到了2号狐狸"},
+    ]
+    questions = [
+        {"text": "I saw the fox number 0", "questions": [{"question": "What did I see?", "answer": "the fox"}], "dropped": []},
+        {"text": "I saw the fox number 3", "questions": [{"question": "Which number?", "answer": "3"},
+                                                          {"question": "What animal?", "answer": "fox"}], "dropped": []},
+    ]
+    for name, rows in (("translations.jsonl", translations), ("questions.jsonl", questions)):
+        (root / name).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return root
+
+
+def test_translations_and_questions_turn_a_corpus_into_st_and_sqa_rows(audiofolder, annotations):
+    source = {"path": str(audiofolder), "text_column": "text", "text_case": "sentence",
+              "translations": str(annotations / "translations.jsonl"), "questions": str(annotations / "questions.jsonl")}
+    rows = read_rows(source)
+    st = sorted((row["transcript"][-1], row["tgt_lang"], row["translation"]) for row in rows if row["task"] == "st")
+    assert st == [("0", "de", "Ich sah den Fuchs Nummer 0"), ("0", "it", "Ho visto la volpe numero 0"), ("0", "zh", "我看到了0号狐狸"),
+                  ("1", "de", "Ich sah den Fuchs Nummer 1"), ("1", "it", "Ho visto la volpe numero 1"),
+                  ("2", "de", "Ich sah den Fuchs Nummer 2"), ("2", "it", "Ho visto la volpe numero 2"), ("2", "zh", "我看到了2号狐狸")]
+    sqa = sorted((row["transcript"][-1], row["question"], row["answer"]) for row in rows if row["task"] == "sqa")
+    assert sqa == [("0", "What did I see?", "the fox"), ("3", "What animal?", "fox"), ("3", "Which number?", "3")]
+    assert len(rows) == 11  # nothing else: the clips' ASR rows come from the source listed without annotations
+    first = next(row for row in rows if row["task"] == "sqa" and row["transcript"].endswith("3"))
+    assert first["speaker"] == SPEAKERS[3] and first["audio_source"].endswith(".opus")  # the clip's columns kept
+
+
+@pytest.mark.parametrize(
+    "case, options, message",
+    [
+        ("missing file", {"translations": "nowhere.jsonl"}, "python -m synthesis.translation build --source"),
+        ("other texts", {"questions": "questions.jsonl", "text_case": "as_is"}, "no transcript has an entry"),
+        ("not a cache", {"translations": "broken.jsonl"}, "broken.jsonl, line 1: not a translations row"),
+    ],
+)
+def test_bad_annotation_files_name_the_build_command(audiofolder, annotations, case, options, message):
+    (annotations / "broken.jsonl").write_text("{\"de\": \"no text key\"}\n")
+    options = {key: str(annotations / value) if key in ("translations", "questions") else value for key, value in options.items()}
+    with pytest.raises(DataError, match=message):
+        read_rows({"path": str(audiofolder), "text_column": "text", "text_case": "sentence", **options})
+
+
+def test_joint_stage_trains_on_real_clip_st_rows_with_their_mt_twins(audiofolder, annotations, seamless_checkpoint, tmp_path):
+    source = json.dumps({"path": str(audiofolder), "text_column": "text", "text_case": "sentence",
+                         "translations": str(annotations / "translations.jsonl")})
+    trainer = run_stage("joint", seamless_checkpoint, source, tmp_path / "c", "--task_probabilities", "st=1",
+                        "--pair_st_with_mt", "true", steps=2)
+    tasks = trainer.train_dataset["as_task"]
+    assert tasks.count("st") == 8 and tasks.count("mt") == 8
+    assert len(losses(trainer)) == 2 and all(np.isfinite(losses(trainer)))
+
+
+def test_annotation_builds_stop_on_a_bad_source_before_loading_their_llm(audiofolder):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for module in ("synthesis.translation", "synthesis.questions"):
+        result = subprocess.run(
+            [sys.executable, "-m", module, "build", "--source", json.dumps({"path": str(audiofolder), "text_column": "words"}),
+             "--output", "unused.jsonl"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "no column 'words' for transcript" in result.stderr
+
+
+def test_annotation_builds_read_a_sources_transcripts_as_training_does(audiofolder):
+    from synthesis.text_sources import source_transcripts
+
+    spec = json.dumps({"path": str(audiofolder), "text_column": "text", "text_case": "sentence"})
+    assert source_transcripts(spec) == [f"I saw the fox number {i}" for i in range(8)]

@@ -11,6 +11,9 @@ a mapping):
     mispeech/speechocean762                                 a Hub id (needs the network or the local Hub cache)
     {"path": "../shared/data/speechocean762/train", "text_column": "text", "text_case": "sentence",
      "speakers": "train", "weight": 2}
+    {"path": "../shared/data/speechocean762", "text_column": "text", "text_case": "sentence",
+     "translations": "synthesis/translations-speechocean762.jsonl"}  its clips as ST rows (list it again without
+                                                            "translations" for its ASR rows); "questions" gives SQA rows
 
 Options a source leaves out take the run's defaults (`--split`, `--text_column`, ... of train.py and evaluation.run).
 Audio is never decoded here: rows keep the file's path or bytes, and soundfile decodes them later (no torchcodec).
@@ -18,10 +21,14 @@ Audio is never decoded here: rows keep the file's path or bytes, and soundfile d
 
 import dataclasses
 import json
+import logging
 import os
 import zlib
+from collections.abc import Callable
 
 import datasets
+
+logger = logging.getLogger("speechllm.data")
 
 COLUMN_OPTIONS = {  # option → the project's column it fills
     "audio_column": "audio",
@@ -61,6 +68,10 @@ class DataSource:
     speakers: str = "all"  # "train" | "dev": the speakers outside / inside a seeded held-out share
     speaker_column: str = "speaker"
     dev_speaker_share: float = 0.08
+    # Annotation files keyed by transcript (as this source writes it: after text_case): each transcribed clip becomes
+    # one ST row per language it has there, and one SQA row per question. The builds: ANNOTATIONS below.
+    translations: str | None = None
+    questions: str | None = None
 
     @property
     def name(self) -> str:
@@ -116,7 +127,8 @@ def load_source(source: DataSource):
         raise DataError(f"{what}{source.path} does not exist: give a .jsonl/.csv/.tsv manifest, a dataset directory or a Hub id")
     if source.max_rows is not None:
         dataset = dataset.take(source.max_rows)
-    return map_columns(dataset, source)
+    dataset = map_columns(dataset, source)
+    return annotated_rows(dataset, source) if source.translations or source.questions else dataset
 
 
 def load_manifest(path: str) -> datasets.Dataset:
@@ -263,3 +275,88 @@ def sentence_case(text: str | None) -> str | None:
     first = words[0]
     words[0] = first[:1].upper() + first[1:]
     return " ".join(words)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Annotations: ST and SQA rows on a corpus's own clips
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def translation_rows(entry: dict) -> list[dict]:
+    """{"text", "de": ..., "zh": ...} (synthesis.translation) → one ST row's columns per language."""
+    return [{"tgt_lang": language, "translation": text} for language, text in entry.items() if language != "text"]
+
+
+def question_rows(entry: dict) -> list[dict]:
+    """{"text", "questions": [{"question", "answer"}, ...]} (synthesis.questions) → one SQA row's columns per question."""
+    return [{"question": pair["question"], "answer": pair["answer"], "question_type": "generated"} for pair in entry["questions"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotation:
+    """A kind of annotation file: the task its rows train, how an entry becomes rows, and the command that builds it."""
+
+    task: str
+    rows_for: Callable[[dict], list[dict]]
+    command: str
+
+
+ANNOTATIONS = {  # DataSource option → what its file holds
+    "translations": Annotation("st", translation_rows, "python -m synthesis.translation build --source SOURCE --output FILE"),
+    "questions": Annotation("sqa", question_rows, "python -m synthesis.questions build --source SOURCE --output FILE"),
+}
+ANNOTATION_COLUMNS = ("task", "tgt_lang", "translation", "question", "answer", "question_type")
+
+
+def read_annotations(path: str, source: DataSource, option: str) -> dict[str, dict]:
+    """{transcript: entry} of an annotation file (JSON lines with "text"); a DataError naming the build command when
+    the file is missing or unreadable."""
+    build = ANNOTATIONS[option].command.replace("SOURCE", repr(source.path)).replace("FILE", path)
+    if not os.path.isfile(path):
+        raise DataError(f"{source.name}: the {option} file {path} does not exist: build it with `{build}`")
+    entries = {}
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    entry = json.loads(line)
+                    entries[entry["text"]] = entry
+                except (json.JSONDecodeError, KeyError, TypeError) as error:
+                    raise DataError(f"{path}, line {number}: not a {option} row ({error}); `{build}` writes them") from error
+    return entries
+
+
+def annotated_rows(dataset, source: DataSource):
+    """Each transcribed clip as one row per annotation its transcript has (the clip's other columns kept); clips
+    without any are left out and counted. A DataError when no clip has one: the file was built from other texts
+    (another text_case, another corpus)."""
+    files = {option: read_annotations(getattr(source, option), source, option) for option in ANNOTATIONS if getattr(source, option)}
+    columns = list(dataset.column_names or dataset.features or [])
+    if "transcript" not in columns:
+        raise DataError(f"{source.name}: {' and '.join(files)} are looked up by transcript, and it has no transcript "
+                        f"column (its columns: {', '.join(columns)}): pass \"text_column\"")
+
+    def expand(batch: dict) -> dict:
+        out = {name: [] for name in set(batch) | set(ANNOTATION_COLUMNS)}
+        for index, transcript in enumerate(batch["transcript"]):
+            for option, entries in files.items():
+                annotation = ANNOTATIONS[option]
+                for values in annotation.rows_for(entries[transcript]) if transcript in entries else []:
+                    values["task"] = annotation.task
+                    for name, column in out.items():
+                        column.append(values[name] if name in values else batch[name][index] if name in batch else None)
+        return out
+
+    expanded = dataset.map(expand, batched=True, remove_columns=columns, desc=f"annotating {source.name}")
+    if isinstance(expanded, datasets.IterableDataset):
+        return expanded
+    if len(expanded) == 0:
+        sample = next(iter(dataset))["transcript"] if len(dataset) else None
+        raise DataError(f"{source.name}: no transcript has an entry in {', '.join(getattr(source, o) for o in files)} "
+                        f"(e.g. {sample!r}): build the file from this source as it is read here (its text_case), with "
+                        + " / ".join(f"`{ANNOTATIONS[o].command}`" for o in files))
+    annotated = len(set(expanded["transcript"]))
+    logger.warning("%s: %d %s rows from the %d of its %d transcripts that %s has", source.name, len(expanded),
+                   "/".join(ANNOTATIONS[o].task for o in files), annotated, len(set(dataset["transcript"])),
+                   " / ".join(getattr(source, o) for o in files))
+    return expanded
