@@ -1,19 +1,19 @@
-"""Serving through vLLM (serving/): the export's chat template, the engine offline and the OpenAI server, each held to
-HF `generate` token for token; bad requests; concurrency and a bounded load test; the default on a real clip.
+"""Serving through vLLM (serving/): the export's chat template and the OpenAI server, held to HF `generate` token for
+token (prompt and answer); bad requests; concurrency and a bounded load test. (The default on a real clip:
+test_serving_default.py.)
 
-vLLM runs from the serving venv (.venv-serve, made by `./run test`); these tests drive it in subprocesses. A tiny
+vLLM runs from the serving venv (.venv-serve, made by `./run test`); these tests drive its server in a subprocess. A tiny
 checkpoint with head size 32 stands in for the real one (vLLM's CPU attention takes no smaller head)."""
 
 import base64
 import json
 import os
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 
 from modeling_speechllm import SpeechLLMForConditionalGeneration
@@ -23,7 +23,6 @@ from serving.client import Server, audio_message, encode_audio
 from serving.export import export_for_vllm
 from serving.serve import SERVE_VENV
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVE_PYTHON = os.path.join(SERVE_VENV, "bin", "python")
 MAX_TOKENS = 12
 
@@ -105,7 +104,7 @@ def test_an_export_is_keyed_by_the_weights_and_by_the_exporting_code(tiny_vllm, 
     before = export_digest(str(checkpoint))
     assert export_digest(str(checkpoint)) == before
     newer_exporter = tmp_path / "export.py"
-    newer_exporter.write_text(open(export.__file__).read() + "\n# a newer exporter\n")
+    newer_exporter.write_text(Path(export.__file__).read_text() + "\n# a newer exporter\n")
     monkeypatch.setattr(export, "__file__", str(newer_exporter))
     assert export_digest(str(checkpoint)) != before
     monkeypatch.undo()
@@ -148,35 +147,6 @@ def test_chat_template_refuses_a_typed_placeholder(tiny_vllm):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# vLLM offline: prompt tokens (the placeholder expanded to the processor's count) and greedy tokens
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def test_offline_engine_equals_hf_generate(tiny_vllm, reference, tmp_path):
-    clips = [noise_clip(seconds, seed) for seed, seconds in enumerate([0.6, 2.5, 7.3, 12.0])]
-    paths = []
-    for index, clip in enumerate(clips):
-        paths.append(str(tmp_path / f"clip{index}.wav"))
-        soundfile.write(paths[-1], clip, 16000, subtype="FLOAT")
-    request, output = tmp_path / "request.json", tmp_path / "output.json"
-    request.write_text(json.dumps({"clips": paths, "instruction": TRANSCRIBE_INSTRUCTION, "max_tokens": MAX_TOKENS}))
-    subprocess.run(
-        [SERVE_PYTHON, os.path.join(ROOT, "tests", "vllm_offline_generate.py"), tiny_vllm[1], str(request), str(output)],
-        check=True,
-        timeout=900,
-        cwd=str(tmp_path),
-    )
-    results = json.loads(output.read_text())
-    audio_token_id = reference.processor.audio_token_id
-    for clip, result in zip(clips, results):
-        prompt = reference.inputs(clip)["input_ids"][0].tolist()
-        assert result["prompt_token_ids"] == prompt
-        speech_tokens = int(reference.processor(text=reference.processor.audio_token, audio=clip, sampling_rate=16000)["input_ids"].numel())
-        assert result["prompt_token_ids"].count(audio_token_id) == speech_tokens
-        assert result["token_ids"] == reference.generate(clip)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The OpenAI-compatible server
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -199,6 +169,28 @@ def served_tokens(client, message: dict, max_tokens: int = MAX_TOKENS) -> list[i
         model="speechllm", messages=[message], max_tokens=max_tokens, extra_body={"return_token_ids": True}
     )  # no temperature: the export's generation defaults make it greedy
     return response.choices[0].token_ids
+
+
+def test_clips_of_different_lengths_batched_equal_hf_generate_prompt_and_answer(client, reference):
+    """Four clips (0.6-12 s) at once, so the engine batches them: each prompt is the processor's, its placeholder
+    expanded to the clip's own number of speech tokens, and each answer HF's greedy tokens."""
+    clips = [noise_clip(seconds, seed) for seed, seconds in enumerate([0.6, 2.5, 7.3, 12.0])]
+
+    def ask(clip):
+        return client.chat.completions.create(
+            model="speechllm", messages=[audio_message(clip, TRANSCRIBE_INSTRUCTION, "flac")], max_tokens=MAX_TOKENS,
+            extra_body={"return_token_ids": True},
+        )
+
+    with ThreadPoolExecutor(len(clips)) as pool:
+        responses = list(pool.map(ask, clips))
+    audio_token_id = reference.processor.audio_token_id
+    for clip, response in zip(clips, responses):
+        heard = base64.b64decode(encode_audio(clip, 16000, "flac"))  # what the server hears: 16-bit FLAC
+        assert response.prompt_token_ids == reference.inputs(heard)["input_ids"][0].tolist()
+        speech_tokens = int(reference.processor(text=reference.processor.audio_token, audio=heard, sampling_rate=16000)["input_ids"].numel())
+        assert response.prompt_token_ids.count(audio_token_id) == speech_tokens
+        assert response.choices[0].token_ids == reference.generate(heard)
 
 
 @pytest.mark.parametrize("audio_format", ["wav", "flac", "ogg"])
@@ -292,29 +284,3 @@ def test_load_64_requests_nothing_dropped_memory_flat(client, tiny_server, refer
     assert answers == [expected[i % 4] for i in range(64)]
     assert elapsed < 60, f"64 requests took {elapsed:.0f} s"
     assert after < before * 1.10 + 64 * 2**20, f"server memory grew from {before / 2**20:.0f} to {after / 2**20:.0f} MiB"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The embedded default on a real recording
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def test_default_transcribes_a_real_clip_as_the_pipeline_does(default_dir, tmp_path_factory):
-    from transformers import pipeline
-
-    from evaluation.arctic import ARCTIC
-
-    pipe = pipeline("speech-instruct", model=default_dir, trust_remote_code=True)
-    pipe.model.merge_lora()
-    expected = pipe(ARCTIC.audio, task="transcribe", max_new_tokens=32)
-    del pipe
-    exported = export_for_vllm(default_dir, str(tmp_path_factory.mktemp("default-vllm")))
-    from openai import OpenAI
-
-    with Server(exported) as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=600)
-        response = client.chat.completions.create(
-            model="speechllm", messages=[audio_message(ARCTIC.audio, TRANSCRIBE_INSTRUCTION)], max_tokens=32
-        )
-    assert response.choices[0].message.content.strip() == expected.strip()
-    assert len(expected.split()) >= 5  # a real transcript, not an empty answer that would match trivially
