@@ -217,7 +217,8 @@ def test_translations_and_questions_turn_a_corpus_into_st_and_sqa_rows(audiofold
 @pytest.mark.parametrize(
     "case, options, message",
     [
-        ("missing file", {"translations": "nowhere.jsonl"}, "python -m synthesis.translation build --source"),
+        ("missing file", {"translations": "nowhere.jsonl"},
+         r"python -m synthesis.translation build --source '\{\"path\": \".*\", \"text_column\": \"text\", \"text_case\": \"sentence\"\}'"),
         ("other texts", {"questions": "questions.jsonl", "text_case": "as_is"}, "no transcript has an entry"),
         ("not a cache", {"translations": "broken.jsonl"}, "broken.jsonl, line 1: not a translations row"),
     ],

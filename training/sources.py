@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import zlib
 from collections.abc import Callable
 
@@ -311,7 +312,7 @@ ANNOTATION_COLUMNS = ("task", "tgt_lang", "translation", "question", "answer", "
 def read_annotations(path: str, source: DataSource, option: str) -> dict[str, dict]:
     """{transcript: entry} of an annotation file (JSON lines with "text"); a DataError naming the build command when
     the file is missing or unreadable."""
-    build = ANNOTATIONS[option].command.replace("SOURCE", repr(source.path)).replace("FILE", path)
+    build = ANNOTATIONS[option].command.replace("SOURCE", shlex.quote(transcript_spec(source))).replace("FILE", path)
     if not os.path.isfile(path):
         raise DataError(f"{source.name}: the {option} file {path} does not exist: build it with `{build}`")
     entries = {}
@@ -324,6 +325,14 @@ def read_annotations(path: str, source: DataSource, option: str) -> dict[str, di
                 except (json.JSONDecodeError, KeyError, TypeError) as error:
                     raise DataError(f"{path}, line {number}: not a {option} row ({error}); `{build}` writes them") from error
     return entries
+
+
+def transcript_spec(source: DataSource) -> str:
+    """The source as JSON with just what decides its transcripts (where they are and how they are written), for the
+    build commands: their files are keyed by the transcripts exactly as training reads them."""
+    defaults = {field.name: field.default for field in dataclasses.fields(DataSource)}
+    wanted = ("path", "config", "split", "text_column", "text_case")
+    return json.dumps({name: getattr(source, name) for name in wanted if name == "path" or getattr(source, name) != defaults[name]})
 
 
 def annotated_rows(dataset, source: DataSource):
