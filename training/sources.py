@@ -12,8 +12,9 @@ a mapping):
     {"path": "../shared/data/speechocean762/train", "text_column": "text", "text_case": "sentence",
      "speakers": "train", "weight": 2}
     {"path": "../shared/data/speechocean762", "text_column": "text", "text_case": "sentence",
-     "translations": "synthesis/translations-speechocean762.jsonl"}  its clips as ST rows (list it again without
-                                                            "translations" for its ASR rows); "questions" gives SQA rows
+     "translations": "synthesis/annotations/speechocean762-train.translations.jsonl"}
+                                                            its clips as ST rows (list it again without "translations"
+                                                            for its ASR rows); "questions" gives SQA rows
 
 Options a source leaves out take the run's defaults (`--split`, `--text_column`, ... of train.py and evaluation.run).
 Audio is never decoded here: rows keep the file's path or bytes, and soundfile decodes them later (no torchcodec).
@@ -312,7 +313,7 @@ ANNOTATION_COLUMNS = ("task", "tgt_lang", "translation", "question", "answer", "
 def read_annotations(path: str, source: DataSource, option: str) -> dict[str, dict]:
     """{transcript: entry} of an annotation file (JSON lines with "text"); a DataError naming the build command when
     the file is missing or unreadable."""
-    build = ANNOTATIONS[option].command.replace("SOURCE", shlex.quote(transcript_spec(source))).replace("FILE", path)
+    build = build_command(source, option)
     if not os.path.isfile(path):
         raise DataError(f"{source.name}: the {option} file {path} does not exist: build it with `{build}`")
     entries = {}
@@ -325,6 +326,12 @@ def read_annotations(path: str, source: DataSource, option: str) -> dict[str, di
                 except (json.JSONDecodeError, KeyError, TypeError) as error:
                     raise DataError(f"{path}, line {number}: not a {option} row ({error}); `{build}` writes them") from error
     return entries
+
+
+def build_command(source: DataSource, option: str) -> str:
+    """The command that fills the source's `option` file from its own transcripts."""
+    command = ANNOTATIONS[option].command.replace("SOURCE", shlex.quote(transcript_spec(source)))
+    return command.replace("FILE", getattr(source, option))
 
 
 def transcript_spec(source: DataSource) -> str:
@@ -363,7 +370,7 @@ def annotated_rows(dataset, source: DataSource):
         sample = next(iter(dataset))["transcript"] if len(dataset) else None
         raise DataError(f"{source.name}: no transcript has an entry in {', '.join(getattr(source, o) for o in files)} "
                         f"(e.g. {sample!r}): build the file from this source as it is read here (its text_case), with "
-                        + " / ".join(f"`{ANNOTATIONS[o].command}`" for o in files))
+                        + " / ".join(f"`{build_command(source, o)}`" for o in files))
     annotated = len(set(expanded["transcript"]))
     logger.warning("%s: %d %s rows from the %d of its %d transcripts that %s has", source.name, len(expanded),
                    "/".join(ANNOTATIONS[o].task for o in files), annotated, len(set(dataset["transcript"])),
