@@ -230,7 +230,7 @@ class SpeechLLMProcessor(ProcessorMixin):
                 raise AudioError(
                     f"audio {i} lasts {len(clip) / self.sampling_rate:.1f} s, longer than the maximum "
                     f"{self.max_samples / self.sampling_rate:.1f} s the model takes in one piece ({self.limit_reason()}): "
-                    f"{advice}",
+                    + advice,
                     "audio too long",
                 )
 
