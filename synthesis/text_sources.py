@@ -3,7 +3,6 @@ default, a file of texts, or a data source's transcripts as training reads them 
 clips can be trained on as ST and SQA rows."""
 
 import argparse
-import json
 
 from synthesis.genres import annotation_order, selection
 
@@ -35,7 +34,7 @@ def source_transcripts(spec: str) -> list[str]:
     from training.sources import DataError, load_source, parse_source
 
     try:
-        source = parse_source(json.loads(spec) if spec.lstrip().startswith("{") else spec)
+        source = parse_source(spec)  # a path, or a JSON object (parse_source reads both)
         rows = load_source(source)
         if "transcript" not in (rows.column_names or []):
             raise DataError(f"{source.name} has no transcript column (its columns: {', '.join(rows.column_names or [])}): "
