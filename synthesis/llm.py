@@ -8,6 +8,8 @@ import os
 # The instruct models that load offline (names in conversion.parts.PARTS).
 WRITERS = ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 DEFAULT_WRITER = "qwen2.5-coder-1.5b-instruct"
+# A shared prompt prefix shorter than this is not worth a static-prompt cache entry.
+MIN_STATIC_PROMPT = 8
 
 
 class InstructLLM:
@@ -40,11 +42,24 @@ class InstructLLM:
         if temperature > 0:
             ctranslate2.set_random_seed(seed)
             sampling = {"sampling_topk": 50, "sampling_topp": 0.95, "sampling_temperature": temperature}
+        prompts = [self.prompt_tokens(instruction) for instruction in instructions]
+        # The tokens every prompt starts with (chat template + instruction) are computed once and cached by
+        # CTranslate2: for short texts they are most of the prompt, and prefill is most of the time on CPU.
+        shared = shared_prompt_length(prompts)
+        static = {"static_prompt": prompts[0][:shared]} if shared else {}
         results = self.generator.generate_batch(
-            [self.prompt_tokens(instruction) for instruction in instructions], max_batch_size=batch_size,
-            max_length=max_new_tokens, include_prompt_in_result=False, end_token=self.end_tokens, **sampling,
+            [prompt[shared:] for prompt in prompts], max_batch_size=batch_size,
+            max_length=max_new_tokens, include_prompt_in_result=False, end_token=self.end_tokens, **static, **sampling,
         )
         return [self.tokenizer.decode(result.sequences_ids[0], skip_special_tokens=True).strip() for result in results]
+
+
+def shared_prompt_length(prompts: list[list[str]]) -> int:
+    """How many leading tokens all prompts share, leaving each at least one of its own; 0 when too few to cache."""
+    if len(prompts) < 2:
+        return 0
+    shared = min(len(os.path.commonprefix(prompts)), min(map(len, prompts)) - 1)
+    return shared if shared >= MIN_STATIC_PROMPT else 0
 
 
 def convert_to_ctranslate2(model_dir: str, ct2_dir: str):

@@ -53,3 +53,17 @@ def test_a_build_appends_what_it_translates_and_resumes(tmp_path, part_cache, ca
     for text, row in rows.items():  # every (text, language) is either kept or dropped with its reason
         assert all((language in row) != ((text, language) in drops) for language in LANGUAGES)
 
+
+
+def test_replies_with_the_shared_prompt_cached_equal_replies_one_at_a_time(part_cache):
+    from synthesis.llm import load_writer, shared_prompt_length
+    from synthesis.translation import Translator
+
+    llm = load_writer("qwen2.5-coder-0.5b-instruct")
+    instructions = [Translator.instruction(text, "it") for text in ("I like apples.", "The bus is late again today.")]
+    assert shared_prompt_length([llm.prompt_tokens(instruction) for instruction in instructions]) > 20
+    together = llm.reply(instructions, 24)
+    assert together == [llm.reply([instruction], 24)[0] for instruction in instructions]
+    assert all(together) and together[0] != together[1]
+    assert shared_prompt_length([["a"] * 9, ["a"] * 9]) == 8  # each prompt keeps a token of its own
+    assert shared_prompt_length([["a"] * 9, ["b"] * 9]) == 0
