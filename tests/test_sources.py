@@ -107,6 +107,19 @@ def test_mixing_weights_repeat_or_thin_each_source(audiofolder, manifest):
     assert 0 < len(half) < 8
 
 
+def test_where_keeps_the_rows_whose_columns_hold_its_values(audiofolder, manifest, annotations):
+    folder = {"path": str(audiofolder), "text_column": "text", "text_case": "sentence"}
+    two = read_rows({**folder, "where": {"speaker": [SPEAKERS[1], SPEAKERS[4]]}})
+    assert sorted(two["speaker"]) == [SPEAKERS[1], SPEAKERS[4]]
+    assert read_rows({**folder, "where": {"speaker": SPEAKERS[2], "age": 8}})["transcript"] == ["I saw the fox number 2"]
+    # annotation columns count too: only the Italian ST rows of the clips with translations
+    italian = read_rows({**folder, "translations": str(annotations / "translations.jsonl"), "where": {"tgt_lang": "it"}})
+    assert sorted(italian["translation"]) == [f"Ho visto la volpe numero {i}" for i in range(3)]
+    # listed again with a weight, a share of the mix grows: here speaker 0001's clip counts three times
+    mixed = apply_source_weights(read_manifests([folder, {**folder, "where": {"speaker": SPEAKERS[0]}, "weight": 2}]))
+    assert sorted(mixed["speaker"]) == sorted([*SPEAKERS[:8], SPEAKERS[0], SPEAKERS[0]])
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [
@@ -116,6 +129,9 @@ def test_mixing_weights_repeat_or_thin_each_source(audiofolder, manifest):
         ({"colour": "red"}, "unknown option(s) colour"),
         ({"weight": 0}, "weight must be positive"),
         ({"speakers": "half"}, "speakers must be one of all, train, dev"),
+        ({"where": {"accent": "uk"}}, "\"where\" names a column 'accent' it does not have (its columns: "),
+        ({"where": {"speaker": ["9999", "9998"]}}, "no row has {'speaker': ['9999', '9998']} (the values there: {'speaker': ['0001', "),
+        ({"where": "speaker=0001"}, "where must map columns to a value or a list of values"),
     ],
 )
 def test_bad_sources_name_the_fix(audiofolder, spec, message):

@@ -15,6 +15,9 @@ a mapping):
      "translations": "synthesis/annotations/speechocean762-train.translations.jsonl"}
                                                             its clips as ST rows (list it again without "translations"
                                                             for its ASR rows); "questions" gives SQA rows
+    {"path": "outputs/fakacl-v2/train.jsonl", "where": {"question_type": "generated"}, "weight": 2}
+                                                            only the rows whose columns hold these values (a
+                                                            share of the mix raised or lowered by listing them again)
 
 Options a source leaves out take the run's defaults (`--split`, `--text_column`, ... of train.py and evaluation.run).
 Audio is never decoded here: rows keep the file's path or bytes, and soundfile decodes them later (no torchcodec).
@@ -74,6 +77,9 @@ class DataSource:
     # one ST row per language it has there, and one SQA row per question. The builds: ANNOTATIONS below.
     translations: str | None = None
     questions: str | None = None
+    # {column: value or [values]}: only the rows whose column (the project's name for it, annotations included) holds
+    # one of them, e.g. {"question_type": "generated"} to list a build's LLM-written questions again with a weight.
+    where: dict | None = None
 
     @property
     def name(self) -> str:
@@ -104,6 +110,9 @@ def parse_source(spec, **defaults) -> DataSource:
     for option, allowed in (("text_case", TEXT_CASES), ("speakers", SPEAKER_SHARES)):
         if getattr(source, option) not in allowed:
             raise DataError(f"{source.path}: {option} must be one of {', '.join(allowed)} (got {getattr(source, option)!r})")
+    if source.where is not None and not (isinstance(source.where, dict) and source.where):
+        raise DataError(f"{source.path}: where must map columns to a value or a list of values, e.g. "
+                        f"{{\"question_type\": \"generated\"}} (got {source.where!r})")
     if source.weight <= 0:
         raise DataError(f"{source.path}: weight must be positive (got {source.weight}); leave the source out instead")
     return source
@@ -130,7 +139,9 @@ def load_source(source: DataSource):
     if source.max_rows is not None:
         dataset = dataset.take(source.max_rows)
     dataset = map_columns(dataset, source)
-    return annotated_rows(dataset, source) if source.translations or source.questions else dataset
+    if source.translations or source.questions:
+        dataset = annotated_rows(dataset, source)
+    return keep_where(dataset, source) if source.where else dataset
 
 
 def load_manifest(path: str) -> datasets.Dataset:
@@ -251,6 +262,22 @@ def map_columns(dataset, source: DataSource):
     if source.text_case == "sentence" and "transcript" in columns:
         dataset = dataset.map(lambda row: {"transcript": sentence_case(row["transcript"])})
     return dataset
+
+
+def keep_where(dataset, source: DataSource):
+    """The rows whose columns hold the values `where` names; a DataError that names the columns there are, or the
+    values there are, when it names a column the source lacks or matches no row."""
+    columns = list(dataset.column_names or dataset.features or [])
+    wanted = {column: values if isinstance(values, list) else [values] for column, values in source.where.items()}
+    for column in wanted:
+        if column not in columns:
+            raise DataError(f"{source.name}: \"where\" names a column {column!r} it does not have (its columns: "
+                            f"{', '.join(columns)})")
+    kept = dataset.filter(lambda row: all(row[column] in values for column, values in wanted.items()))
+    if isinstance(kept, datasets.Dataset) and len(kept) == 0:
+        there = {column: sorted({str(value) for value in dataset[column]})[:10] for column in wanted}
+        raise DataError(f"{source.name}: no row has {source.where} (the values there: {there})")
+    return kept
 
 
 def keep_speakers(dataset, source: DataSource, columns: list[str]):
