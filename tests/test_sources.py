@@ -107,7 +107,7 @@ def test_mixing_weights_repeat_or_thin_each_source(audiofolder, manifest):
     assert 0 < len(half) < 8
 
 
-def test_where_keeps_the_rows_whose_columns_hold_its_values(audiofolder, manifest, annotations):
+def test_where_keeps_the_rows_whose_columns_hold_its_values(audiofolder, annotations):
     folder = {"path": str(audiofolder), "text_column": "text", "text_case": "sentence"}
     two = read_rows({**folder, "where": {"speaker": [SPEAKERS[1], SPEAKERS[4]]}})
     assert sorted(two["speaker"]) == [SPEAKERS[1], SPEAKERS[4]]

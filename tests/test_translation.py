@@ -54,7 +54,6 @@ def test_a_build_appends_what_it_translates_and_resumes(tmp_path, part_cache, ca
         assert all((language in row) != ((text, language) in drops) for language in LANGUAGES)
 
 
-
 def test_replies_with_the_shared_prompt_cached_equal_replies_one_at_a_time(part_cache):
     from synthesis.llm import load_writer, shared_prompt_length
     from synthesis.translation import Translator
