@@ -35,10 +35,12 @@ from training.data import (
     TaskBatchSampler,
     apply_source_weights,
     build_examples,
+    draw_augmentation,
     example_tasks,
     keep_usable_rows,
     parse_probabilities,
     read_manifests,
+    refuse_augmentation,
     require_sampled_tasks,
 )
 from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
@@ -177,6 +179,7 @@ def mapper_stage(recipe, args, processor) -> dict:
     def usable_clips(specs, split, name, weighted):
         with args.main_process_first(desc=f"checking {name}"):
             rows = read_manifests(specs, **source_defaults(recipe, split))
+            refuse_augmentation(rows, "in stage A, which caches each clip's encoder features once")
             rows = keep_usable_rows(rows, lambda row: ("asr",) if row["audio_source"] else (), processor, True, name)
         rows = first_of_each_clip(rows)
         return apply_source_weights(rows, args.seed) if weighted else rows
@@ -244,6 +247,7 @@ def instruction_stage(recipe, args, processor) -> dict:
             rows = rows.map(lambda row: {"task": "asr"})
         if weighted:  # the sources' weights make the training mix; every eval row counts once
             rows = apply_source_weights(rows, args.seed)
+        rows = draw_augmentation(rows, args.seed)
         return build_examples(rows, recipe.stage, add_asr=add_asr, pair_text_twins=joint and recipe.pair_st_with_mt,
                               read=recipe.text_in_speech_slot)
 

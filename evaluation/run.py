@@ -290,7 +290,10 @@ def evaluation_rows(data, processor, limit: int | None, per_task: int | None = N
     specs = [data] if isinstance(data, (str, dict)) else list(data)
     rows = []
     for spec in specs:
-        name = parse_source(spec, **source_options).name
+        source = parse_source(spec, **source_options)
+        if source.augment:
+            raise DataError(f"{source.name}: augment is a training option; evaluation scores the recordings as they are")
+        name = source.name
         part = usable_rows_of_tasks(spec, EVALUATED_TASKS, processor, f"eval {name}", **source_options)
         rows += [{**row, "id": f"{name}/{row['id']}"} for row in part] if len(specs) > 1 else part
     if per_task is not None:

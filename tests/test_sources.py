@@ -9,10 +9,19 @@ import datasets
 import numpy as np
 import pytest
 import soundfile
+import torch
 from conftest import make_audio
 from test_train import losses, run_stage
 
-from training.data import apply_source_weights, keep_usable_rows, read_manifests, read_rows
+from training.data import (
+    AudioAugmentation,
+    InstructionCollator,
+    apply_source_weights,
+    draw_augmentation,
+    keep_usable_rows,
+    read_manifests,
+    read_rows,
+)
 from training.sources import DataError, is_dev_speaker, parse_source, sentence_case
 
 SPEAKERS = [f"{i:04d}" for i in range(1, 13)]
@@ -132,6 +141,8 @@ def test_where_keeps_the_rows_whose_columns_hold_its_values(audiofolder, annotat
         ({"where": {"accent": "uk"}}, "\"where\" names a column 'accent' it does not have (its columns: "),
         ({"where": {"speaker": ["9999", "9998"]}}, "no row has {'speaker': ['9999', '9998']} (the values there: {'speaker': ['0001', "),
         ({"where": "speaker=0001"}, "where must map columns to a value or a list of values"),
+        ({"augment": 1.5}, "augment is the share of rows heard augmented, from 0 to 1 (got 1.5)"),
+        ({"augment": "yes"}, "augment is the share of rows heard augmented, from 0 to 1 (got 'yes')"),
     ],
 )
 def test_bad_sources_name_the_fix(audiofolder, spec, message):
@@ -276,3 +287,64 @@ def test_annotation_builds_read_a_sources_transcripts_as_training_does(audiofold
 
     spec = json.dumps({"path": str(audiofolder), "text_column": "text", "text_case": "sentence"})
     assert source_transcripts(spec) == [f"I saw the fox number {i}" for i in range(8)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Augmented copies of a source's clips (the "augment" option), heard as they are batched
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_augment_draws_a_seed_for_each_copy_of_its_sources_rows(audiofolder, manifest):
+    folder = {"path": str(audiofolder), "text_column": "text", "text_case": "sentence"}
+    rows = apply_source_weights(read_manifests([manifest, {**folder, "weight": 2, "augment": 1}]), seed=0)
+    seeds = draw_augmentation(rows, seed=0)["augment_seed"]
+    from_folder = [seed for seed, audio in zip(seeds, rows["audio_source"]) if audio and audio.endswith(".opus")]
+    assert len(from_folder) == 16 and min(from_folder) >= 0 and len(set(from_folder)) == 16  # both copies, each its own
+    assert set(seeds[: len(seeds) - 16]) == {-1}  # the manifest (augment 0) is heard as it is
+    assert draw_augmentation(rows, seed=0)["augment_seed"] == seeds and draw_augmentation(rows, seed=1)["augment_seed"] != seeds
+    halves = draw_augmentation(apply_source_weights(read_rows({**folder, "weight": 10, "augment": 0.5})), seed=0)
+    assert 25 <= sum(seed >= 0 for seed in halves["augment_seed"]) <= 55  # of 80 copies
+
+
+def test_an_augmented_copy_is_heard_changed_the_same_way_every_time(audiofolder, seamless_checkpoint):
+    from processing_speechllm import SpeechLLMProcessor, load_audio
+    from synthesis.augmentation import Augmenter
+
+    processor = SpeechLLMProcessor.from_pretrained(seamless_checkpoint)
+    row = read_rows({"path": str(audiofolder), "text_column": "text", "text_case": "sentence"})[0]
+    example = {**row, "as_task": "asr", "augment_seed": 4}
+    augmentation = AudioAugmentation(processor)
+    heard = augmentation(example)["audio_source"]
+    clean = load_audio(row["audio_source"], None, 16000)
+    expected, applied = Augmenter()(clean, 4)  # speed, noise, telephone band, gain
+    assert applied and heard["sampling_rate"] == 16000 and np.array_equal(heard["array"], expected)
+    assert np.array_equal(augmentation(example)["audio_source"]["array"], expected)  # the next epoch hears the same
+    assert not (len(expected) == len(clean) and np.allclose(expected, clean))
+    for unchanged in ({**example, "augment_seed": -1}, {**example, "as_task": "mt"}, {**example, "transcript": "word " * 400}):
+        assert augmentation(unchanged) is unchanged  # not drawn; a text task; a copy its transcript would outrun
+    collator = InstructionCollator(processor)
+    mixed = collator([example, {**example, "augment_seed": -1}])
+    plain = collator([{**example, "augment_seed": -1}, {**example, "augment_seed": -1}])
+    frames = int(plain["input_features_mask"][1].sum())  # the batch pads to the (sped-down) augmented copy
+    assert torch.equal(mixed["input_features"][1][:frames], plain["input_features"][1][:frames])
+    assert int(mixed["input_features_mask"][0].sum()) > frames  # speed 0.921: the copy is longer
+
+
+def test_augment_is_refused_where_it_would_be_ignored(audiofolder, manifest, seamless_checkpoint, tmp_path):
+    from evaluation.run import evaluation_rows
+
+    source = json.dumps({"path": str(audiofolder), "text_column": "text", "augment": 0.5})
+    with pytest.raises(DataError, match="augment is a training option; evaluation scores the recordings as they are"):
+        evaluation_rows(source, processor=None, limit=None)
+    with pytest.raises(DataError, match="augment is not applied in stage A"):
+        run_stage("mapper", seamless_checkpoint, source, tmp_path / "a", steps=1)
+
+
+def test_joint_stage_trains_on_augmented_copies(audiofolder, manifest, seamless_checkpoint, tmp_path):
+    source = json.dumps({"path": str(audiofolder), "text_column": "text", "text_case": "sentence", "augment": 1})
+    trainer = run_stage("joint", seamless_checkpoint, manifest, tmp_path / "c", "--train_file", manifest, source,
+                        "--task_probabilities", "asr=0.5,st=0.3,sqa=0.2", steps=3)
+    seeds = [seed for seed, audio in zip(trainer.train_dataset["augment_seed"], trainer.train_dataset["audio_source"])
+             if audio and audio.endswith(".opus")]
+    assert len(seeds) == 8 and min(seeds) >= 0
+    assert len(losses(trainer)) == 3 and all(np.isfinite(losses(trainer)))

@@ -55,6 +55,7 @@ def read_rows(spec, **defaults) -> datasets.Dataset:
         raise DataError(f"{source.name} has no rows" + (f" for speakers={source.speakers!r}" if source.speakers != "all" else ""))
     base_dir = os.path.dirname(os.path.abspath(source.path)) if source.is_manifest() else os.path.abspath(source.path)
     dataset = normalise_columns(dataset, base_dir)
+    dataset = dataset.add_column("augment_share", [float(source.augment)] * len(dataset))
     return dataset.add_column("source_weight", [float(source.weight)] * len(dataset))
 
 
@@ -88,6 +89,23 @@ def apply_source_weights(rows: datasets.Dataset, seed: int = 0) -> datasets.Data
     rng = np.random.default_rng(seed)
     copies = np.floor(weights).astype(int) + (rng.random(len(weights)) < weights - np.floor(weights))
     return rows.select(np.repeat(np.arange(len(rows)), copies))
+
+
+def draw_augmentation(rows: datasets.Dataset, seed: int = 0) -> datasets.Dataset:
+    """Column `augment_seed`: for each row (each copy a weight made, by itself), with its source's `augment` share, the
+    seed its audio is augmented with whenever it is batched, else -1. Drawn once, so an augmented copy sounds the same
+    every epoch and after a resume, as an augmented clip of a build would."""
+    shares = np.asarray(rows["augment_share"], dtype=np.float64)
+    rng = np.random.default_rng([seed, 1])  # its own stream: the weights' draw stays what it was without augment
+    chosen, seeds = rng.random(len(rows)) < shares, rng.integers(0, 2**31 - 1, len(rows))
+    return rows.add_column("augment_seed", np.where(chosen, seeds, -1).tolist())
+
+
+def refuse_augmentation(rows: datasets.Dataset, where: str):
+    """A DataError for sources with `augment` in a step that never augments, rather than ignoring the option."""
+    if any(share > 0 for share in rows["augment_share"]):
+        raise DataError(f"augment is not applied {where}: leave it out of those sources (it is an option of the stages "
+                        "that read audio every step, B and C)")
 
 
 def normalise_columns(dataset: datasets.Dataset, base_dir: str) -> datasets.Dataset:
@@ -307,14 +325,47 @@ def conversation_for(example: dict, processor, slot_pad_token: str | None = None
     return [{"role": "user", "content": [audio, {"type": "text", "text": instruction}]}]
 
 
+class AudioAugmentation:
+    """The audio of an example drawn for augmentation (`augment_seed` ≥ 0, draw_augmentation), decoded and changed
+    by synthesis/augmentation.py's chain with that seed; every other example keeps its source for the processor to
+    decode. A copy sped up until its transcript no longer fits its mapper frames is heard clean instead: the check
+    that keeps such rows out of training holds for their augmented copies too."""
+
+    def __init__(self, processor):
+        self.processor = processor
+        self.frames_per_second = mapper_frames_per_second(processor)
+        self.augmenter = None  # built on the first augmented example: audiomentations loads slowly
+
+    def __call__(self, example: dict) -> dict:
+        seed = example.get("augment_seed")
+        if seed is None or seed < 0 or example["as_task"] not in SPEECH_TASKS:
+            return example
+        from synthesis.augmentation import SAMPLING_RATE, Augmenter
+
+        if self.augmenter is None:
+            self.augmenter = Augmenter()
+        clean = load_audio(example["audio_source"], None, SAMPLING_RATE, name=f"audio of row {example['id']}")
+        samples, _ = self.augmenter(clean, seed)
+        if example["transcript"] and self.too_short(example["transcript"], len(samples) / SAMPLING_RATE):
+            return example
+        return {**example, "audio_source": {"array": samples, "sampling_rate": SAMPLING_RATE}}
+
+    def too_short(self, transcript: str, seconds: float) -> bool:
+        num_tokens = len(self.processor.tokenizer(transcript, add_special_tokens=False)["input_ids"])
+        return num_tokens > int(seconds * self.frames_per_second)
+
+
 class InstructionCollator:
-    """Examples → prompt + answer ids, labels only on the answer, audio features, and transcript ids (for σ·MSE)."""
+    """Examples → prompt + answer ids, labels only on the answer, audio features, and transcript ids (for σ·MSE).
+    Examples drawn for augmentation are heard augmented (AudioAugmentation)."""
 
     def __init__(self, processor, slot_pad_token: str | None = None):
         self.processor = processor
         self.slot_pad_token = slot_pad_token  # text tasks in the speech slot (stage B with --text_in_speech_slot)
+        self.augmentation = AudioAugmentation(processor)
 
     def __call__(self, examples: list[dict]) -> dict:
+        examples = [self.augmentation(e) for e in examples]
         conversations = [conversation_for(e, self.processor, self.slot_pad_token) for e in examples]
         targets = [target_for(e) for e in examples]
         batch = dict(self.processor.apply_chat_template(conversations, targets=targets))

@@ -18,6 +18,10 @@ a mapping):
     {"path": "outputs/fakacl-v2/train.jsonl", "where": {"question_type": "generated"}, "weight": 2}
                                                             only the rows whose columns hold these values (a
                                                             share of the mix raised or lowered by listing them again)
+    {"path": "outputs/asterisk-prompts", "weight": 3, "augment": 0.5}
+                                                            half of the rows' copies heard augmented in training
+                                                            (speed, room, noise, telephone band, gain), each copy
+                                                            its own seeded draw: varied real speech from few clips
 
 Options a source leaves out take the run's defaults (`--split`, `--text_column`, ... of train.py and evaluation.run).
 Audio is never decoded here: rows keep the file's path or bytes, and soundfile decodes them later (no torchcodec).
@@ -80,6 +84,11 @@ class DataSource:
     # {column: value or [values]}: only the rows whose column (the project's name for it, annotations included) holds
     # one of them, e.g. {"question_type": "generated"} to list a build's LLM-written questions again with a weight.
     where: dict | None = None
+    # The share of the rows (each copy a weight makes, drawn by itself) that training hears augmented, decoded and
+    # changed as they are batched: synthesis/augmentation.py's chain, as fakACL's augmented clips. A training option
+    # of the stages that read audio every step (B, C); stage A caches each clip's features once, evaluation scores
+    # the recordings as they are.
+    augment: float = 0.0
 
     @property
     def name(self) -> str:
@@ -115,6 +124,8 @@ def parse_source(spec, **defaults) -> DataSource:
                         f"{{\"question_type\": \"generated\"}} (got {source.where!r})")
     if source.weight <= 0:
         raise DataError(f"{source.path}: weight must be positive (got {source.weight}); leave the source out instead")
+    if not (isinstance(source.augment, (int, float)) and 0 <= source.augment <= 1):
+        raise DataError(f"{source.path}: augment is the share of rows heard augmented, from 0 to 1 (got {source.augment!r})")
     return source
 
 
