@@ -105,7 +105,7 @@ def refuse_augmentation(rows: datasets.Dataset, where: str):
     """A DataError for sources with `augment` in a step that never augments, rather than ignoring the option."""
     if any(share > 0 for share in rows["augment_share"]):
         raise DataError(f"augment is not applied {where}: leave it out of those sources (it is an option of the stages "
-                        "that read audio every step, B and C)")
+                        "that read audio every step: the joint stage, C)")
 
 
 def normalise_columns(dataset: datasets.Dataset, base_dir: str) -> datasets.Dataset:

@@ -19,7 +19,7 @@ a mapping):
                                                             only the rows whose columns hold these values (a
                                                             share of the mix raised or lowered by listing them again)
     {"path": "outputs/asterisk-prompts", "weight": 3, "augment": 0.5}
-                                                            half of the rows' copies heard augmented in training
+                                                            half of the rows' copies heard augmented in stage C
                                                             (speed, room, noise, telephone band, gain), each copy
                                                             its own seeded draw: varied real speech from few clips
 
@@ -86,8 +86,8 @@ class DataSource:
     where: dict | None = None
     # The share of the rows (each copy a weight makes, drawn by itself) that training hears augmented, decoded and
     # changed as they are batched: synthesis/augmentation.py's chain, as fakACL's augmented clips. A training option
-    # of the stages that read audio every step (B, C); stage A caches each clip's features once, evaluation scores
-    # the recordings as they are.
+    # of the stage that reads audio every step (C, joint); stage A caches each clip's features once, evaluation
+    # scores the recordings as they are.
     augment: float = 0.0
 
     @property
