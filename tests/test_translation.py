@@ -3,6 +3,8 @@ real (Qwen2.5-Coder-0.5B, CTranslate2 int8) build that appends and resumes."""
 
 import json
 
+import sacrebleu
+
 from synthesis.translation import LANGUAGES, TRANSLATIONS, Check, build, check, dropped_path, read_translations
 
 
@@ -62,7 +64,11 @@ def test_replies_with_the_shared_prompt_cached_equal_replies_one_at_a_time(part_
     instructions = [Translator.instruction(text, "it") for text in ("I like apples.", "The bus is late again today.")]
     assert shared_prompt_length([llm.prompt_tokens(instruction) for instruction in instructions]) > 20
     together = llm.reply(instructions, 24)
-    assert together == [llm.reply([instruction], 24)[0] for instruction in instructions]
+    alone = [llm.reply([instruction], 24)[0] for instruction in instructions]
+    # The same replies, up to a word: int8 matrix products differ with the batch's shape on some CPUs (AVX-512 gave
+    # "Mi piace le frutti." beside "Mi piace le frutta."; AVX2 was identical). A prefix cached wrongly gives unrelated
+    # text, far below this.
+    assert all(sacrebleu.sentence_chrf(batched, [single]).score >= 60 for batched, single in zip(together, alone)), (together, alone)
     assert all(together) and together[0] != together[1]
     assert shared_prompt_length([["a"] * 9, ["a"] * 9]) == 8  # each prompt keeps a token of its own
     assert shared_prompt_length([["a"] * 9, ["b"] * 9]) == 0
