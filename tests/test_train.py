@@ -323,6 +323,22 @@ def test_stage_defaults_fill_only_the_flags_not_given(tmp_path):
         train.parse_arguments(["--stage", "pretrain", *base])
 
 
+SHIPPED_CONFIGS = sorted(name for name in os.listdir(os.path.join(ROOT, "configs")) if name.endswith((".yaml", ".yml")))
+
+
+@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
+def test_every_shipped_config_parses_with_its_data_sources(name, tmp_path):
+    """A misspelt flag or source option in configs/ fails here, not an hour into a CPU run: the file's flags parse
+    into the recipe and TrainingArguments, and each of its data sources into a DataSource."""
+    from training.sources import parse_source
+
+    recipe, args = train.parse_arguments([os.path.join(ROOT, "configs", name), "--output_dir", str(tmp_path)])
+    assert recipe.stage in train.STAGES and recipe.model_name_or_path and args.max_steps > 0
+    sources = [parse_source(spec, **train.source_defaults(recipe, split)) for specs, split in
+               ((recipe.train_file, recipe.train_split), (recipe.eval_file or [], recipe.eval_split)) for spec in specs]
+    assert sources and all(source.path and source.weight > 0 for source in sources)
+
+
 def test_stage_text_in_the_speech_slot_reads_transcripts_like_a_perfect_mapper(seamless_checkpoint, manifest, tmp_path):
     """--text_in_speech_slot: every text task puts its transcript in the speech slot (its tokens, then mapper pads);
     ASR rows become `read` examples (transcribe the slot); the loss falls; only LoRA trains."""
