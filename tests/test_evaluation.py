@@ -227,3 +227,37 @@ def test_an_evaluation_killed_part_way_resumes_with_the_same_predictions(tiny_ch
     assert [len(entry["ids"]) for entry in entries[1:]] == [2, 2, 1] and entries[1] == json.loads(lines[1])
     with pytest.raises(ValueError, match="holds predictions made with other settings"):
         evaluate_model(tiny_checkpoint, str(manifest), str(killed), batch_size=2, max_new_tokens=6)
+
+
+def write_predictions(path, rows):
+    path.write_text(json.dumps({"predictions": rows}))
+    return str(path)
+
+
+def test_paired_bootstrap_separates_a_real_gain_from_noise(tmp_path):
+    """B reads every clip right where A misses one word of each: B is lower in every resample, and the interval of
+    B - A excludes 0; a system against itself differs by exactly 0; SQA rows are not scored."""
+    from evaluation.paired_bootstrap import main
+
+    references = [f"the {word} sat on the mat" for word in ("cat", "dog", "hen", "fox", "owl", "ram", "elk", "yak")]
+    rows = [{"id": str(i), "task": "asr", "reference": text, "speechllm": text.replace("the ", "a ", 1), "whisper": text}
+            for i, text in enumerate(references)]
+    rows.append({"id": "q", "task": "sqa", "reference": "cat", "speechllm": "dog"})
+    results = write_predictions(tmp_path / "results.json", rows)
+    gain = main([f"{results}:speechllm", f"{results}:whisper", "--resamples", "500"])
+    assert (gain["clips"], gain["reference_words"]) == (8, 48)
+    assert (gain["wer_a"], gain["wer_b"], gain["share_b_lower"]) == (8 / 48, 0.0, 1.0)
+    assert gain["difference_interval_95"][1] < 0
+    same = main([f"{results}:whisper", f"{results}:whisper"])
+    assert same["difference_interval_95"] == [0.0, 0.0] and same["share_b_lower"] == 0.0
+
+
+def test_paired_bootstrap_refuses_files_of_other_clips_or_systems(tmp_path):
+    from evaluation.paired_bootstrap import main
+
+    a = write_predictions(tmp_path / "a.json", [{"id": "1", "reference": "one two", "ctc": "one"}])
+    b = write_predictions(tmp_path / "b.json", [{"id": "2", "reference": "three", "ctc": "three"}])
+    with pytest.raises(SystemExit, match="share no ASR row id"):
+        main([f"{a}:ctc", f"{b}:ctc"])
+    with pytest.raises(SystemExit, match="no predictions of 'speechllm'; its systems: ctc"):
+        main([f"{a}:speechllm", f"{a}:ctc"])
