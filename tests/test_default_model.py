@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 from scripts.build_default_model import WEIGHTS_DIR, build_default
 from conftest import ROOT
@@ -55,15 +56,17 @@ def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_
     assert answers["transcription"].strip()
 
 
-def test_the_multilingual_composition_fits_qwen_and_reads_a_real_clip(part_cache):
-    """The next default's parts (configs/multilingual_default.json): the mapper writes Qwen's width, the two reserved
-    tokens get rows of their own, and a real clip fills exactly its placeholders."""
+@pytest.mark.parametrize("settings, encoder_width", [("multilingual_default.json", 384), ("multilingual_whisper_base.json", 512)])
+def test_the_multilingual_composition_fits_qwen_and_reads_a_real_clip(part_cache, settings, encoder_width):
+    """The multilingual parts (Whisper tiny.en, or base, + Qwen): the mapper reads the encoder's width and writes
+    Qwen's, the two reserved tokens get rows of their own, and a real clip fills exactly its placeholders."""
     from scripts.build_default_model import compose, default_settings
 
     torch.manual_seed(0)
-    model, processor = compose(default_settings(os.path.join(ROOT, "configs", "multilingual_default.json")))
+    model, processor = compose(default_settings(os.path.join(ROOT, "configs", settings)))
     llm = model.config.text_config
     assert (llm.model_type, llm.hidden_size) == ("qwen2", 896)
+    assert model.config.encoder_config.d_model == encoder_width == model.multi_modal_projector.blocks[0].conv.conv.in_channels
     assert model.multi_modal_projector.output_projection.out_features == 896
     rows = model.get_input_embeddings().num_embeddings
     ids = {model.config.audio_token_id, model.config.mapper_pad_token_id}
