@@ -26,7 +26,10 @@ def read_system(spec: str) -> dict[str, tuple[str, str]]:
     if not path:
         raise ValueError(f"{spec!r}: write FILE:SYSTEM, e.g. outputs/eval/results.json:speechllm")
     with open(path) as handle:
-        rows = [row for row in json.load(handle)["predictions"] if row.get("task", "asr") == "asr"]
+        saved = json.load(handle)
+    if "predictions" not in saved:
+        raise ValueError(f"{path} has no \"predictions\": give a results.json of evaluation.run or a probe.json of evaluation.probe_mapper")
+    rows = [row for row in saved["predictions"] if row.get("task", "asr") == "asr"]
     named = sorted({key for row in rows for key in row} - {"id", "task", "reference"})
     if not any(system in row for row in rows):
         raise ValueError(f"{path} has no predictions of {system!r}; its systems: {', '.join(named) or 'none'}")
@@ -49,6 +52,8 @@ def paired_bootstrap(a: dict, b: dict, resamples: int = 2000, seed: int = 0) -> 
     if any(a[i][0] != b[i][0] for i in ids):
         raise ValueError("the same row ids carry different references: the files scored different data")
     counts = np.array([[*word_errors(*a[i]), *word_errors(*b[i])] for i in ids])  # errors A, words, errors B, words
+    if not counts[:, 1].any():
+        raise ValueError("every shared reference is empty after normalisation: no words to score")
     draws = np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids)))
     words = counts[draws, 1].sum(1)
     wer_a, wer_b = counts[draws, 0].sum(1) / words, counts[draws, 2].sum(1) / words
@@ -73,7 +78,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         result = paired_bootstrap(read_system(args.a), read_system(args.b), args.resamples, args.seed)
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, ValueError) as error:
         sys.exit(f"paired_bootstrap: {error}")
     low, high = result["difference_interval_95"]
     print(f"{result['clips']} clips, {result['reference_words']} words: A {100 * result['wer_a']:.1f} % WER, "
