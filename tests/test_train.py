@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 import transformers
 from conftest import ROOT, make_audio
@@ -73,6 +74,27 @@ def test_stage_mapper_loss_falls_reuses_the_cache_and_exports_a_full_checkpoint(
     base = SpeechLLMForConditionalGeneration.from_pretrained(seamless_checkpoint)
     assert torch.equal(exported.language_model.lm_head.weight, base.language_model.lm_head.weight)
     assert (tmp_path / "a" / "loss_curves.png").stat().st_size > 1000
+
+
+def test_feature_cache_batches_by_length_so_a_short_clip_is_encoded_as_alone(tiny_whisper, tmp_path):
+    """Whisper attends over padding: a short clip batched with a long one would be cached unlike itself alone."""
+    from processing_speechllm import load_audio
+    from training.mapper_pretraining import fill_feature_cache, load_encoder
+
+    model, processor = tiny_whisper
+    checkpoint = str(tmp_path / "checkpoint")
+    model.save_pretrained(checkpoint)
+    paths = []
+    for seed, seconds in enumerate([3.0, 0.6, 3.0, 0.6]):  # in source order each batch of 2 would pair long and short
+        paths.append(str(tmp_path / f"{seed}.wav"))
+        soundfile.write(paths[-1], make_audio(seconds, seed=seed), 16000)
+    cached = fill_feature_cache(paths, checkpoint, model.config, processor, str(tmp_path / "cache"), batch_size=2)
+    encoder = load_encoder(checkpoint, model.config)
+    for path, cached_path in zip(paths, cached):
+        features = processor.extract_features([load_audio(path, None, processor.sampling_rate)])
+        with torch.no_grad():
+            frames, lengths = encoder(features["input_features"], features["input_features_mask"])
+        np.testing.assert_allclose(np.load(cached_path), frames[0, : int(lengths[0])].float().numpy(), atol=1e-5)
 
 
 def test_stage_mapper_reads_only_the_embedding_table_of_the_llm(seamless_checkpoint, manifest, tmp_path, monkeypatch):

@@ -145,16 +145,29 @@ def fill_feature_cache(sources: list, checkpoint: str, config, processor, cache_
     if missing:
         with whole_tensors_while_building():
             encoder = load_encoder(checkpoint, config)
-        for start in tqdm(range(0, len(missing), batch_size), desc="caching encoder features", unit="batch"):
-            chunk = missing[start : start + batch_size]
-            clips = [load_audio(sources[i], None, processor.sampling_rate) for i in chunk]
-            features = processor.extract_features(clips)
-            with torch.no_grad():
-                frames, lengths = encoder(features["input_features"], features["input_features_mask"])
-            for i, row_frames, length in zip(chunk, frames, lengths):
-                row = row_frames[: int(length)].float().numpy()
-                write_atomically(paths[i], lambda temporary, row=row: np.save(temporary, row))
+        with tqdm(total=len(missing), desc="caching encoder features", unit="clip") as progress:
+            for batch in length_sorted_batches(missing, sources, processor.sampling_rate, batch_size):
+                features = processor.extract_features([clip for _, clip in batch])
+                with torch.no_grad():
+                    frames, lengths = encoder(features["input_features"], features["input_features_mask"])
+                for (i, _), row_frames, length in zip(batch, frames, lengths):
+                    row = row_frames[: int(length)].float().numpy()
+                    write_atomically(paths[i], lambda temporary, row=row: np.save(temporary, row))
+                progress.update(len(batch))
     return paths
+
+
+def length_sorted_batches(indices: list[int], sources: list, sampling_rate: int, batch_size: int, window: int = 32):
+    """(index, clip) batches of similar length, decoded `window` batches at a time.
+
+    A batch is padded to its longest clip: in source order that padding was a third of the encoder's work on fakACL,
+    and Whisper attends over it (it has no attention mask), so a short clip batched with long ones is also encoded
+    unlike the same clip alone, as inference sees it."""
+    for start in range(0, len(indices), batch_size * window):
+        part = [(i, load_audio(sources[i], None, sampling_rate)) for i in indices[start : start + batch_size * window]]
+        part.sort(key=lambda item: len(item[1]))
+        for first in range(0, len(part), batch_size):
+            yield part[first : first + batch_size]
 
 
 class StageACollator:
