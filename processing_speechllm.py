@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from transformers import BatchFeature, ProcessorMixin
 
 try:
@@ -250,10 +251,18 @@ class SpeechLLMProcessor(ProcessorMixin):
         return data
 
     def extract_features(self, clips: list[np.ndarray]) -> dict:
-        features = self.feature_extractor(
-            clips, sampling_rate=self.sampling_rate, return_attention_mask=True, padding="longest", return_tensors="pt"
-        )
-        mask = self.valid_frames_mask(features, clips)
+        """Each clip's features extracted alone, then padded together: a clip's features (and so its transcript) do
+        not depend on what it is batched with. Whisper's extractor, given a padded batch, computes a clip's last
+        frames over the padding's zeros where alone it reflects the clip, and its encoder then reads other values."""
+        alone = [self.extract_clip_features(clip) for clip in clips]
+        frames_last = self.frames_are_last
+        longest = max(features.shape[-1 if frames_last else 1] for features, _ in alone)
+        padded, masks = [], []
+        for features, mask in alone:
+            missing = longest - mask.shape[-1]
+            padded.append(F.pad(features, (0, missing) if frames_last else (0, 0, 0, missing)))
+            masks.append(F.pad(mask, (0, missing)))
+        mask = torch.cat(masks)
         num_tokens = self.num_audio_tokens(mask.sum(-1))
         for i, count in enumerate(num_tokens.tolist()):
             if count < 1:
@@ -262,7 +271,18 @@ class SpeechLLMProcessor(ProcessorMixin):
                     "pass at least 0.2 s of audio",
                     "audio too short",
                 )
-        return {"input_features": features["input_features"], "input_features_mask": mask, "num_audio_tokens": num_tokens}
+        return {"input_features": torch.cat(padded), "input_features_mask": mask, "num_audio_tokens": num_tokens}
+
+    def extract_clip_features(self, clip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.feature_extractor(
+            [clip], sampling_rate=self.sampling_rate, return_attention_mask=True, padding="longest", return_tensors="pt"
+        )
+        return features["input_features"], self.valid_frames_mask(features, [clip])
+
+    @property
+    def frames_are_last(self) -> bool:
+        """Whisper's extractor gives (batch, mel bins, frames); Seamless/W2V-BERT's (batch, frames, channels)."""
+        return getattr(self.feature_extractor, "hop_length", None) is not None
 
     def valid_frames_mask(self, features, clips: list[np.ndarray]) -> torch.Tensor:
         """The extractor's frame mask, made independent of the batch: Whisper's sample-rate mask counts a partial

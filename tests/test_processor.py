@@ -178,3 +178,27 @@ def test_streamed_pieces_join_to_the_pipelines_output(tiny_checkpoint):
     assert len(pieces) > 1 and "".join(pieces).strip() == outputs[0] == pipe(clip, **kwargs)
     with pytest.raises(ValueError, match="one generation"):
         pipe([clip, clip], streamer=TextIteratorStreamer(pipe.processor.tokenizer), batch_size=2, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["whisper", "seamless"])
+def test_a_clip_decodes_the_same_batched_as_alone(kind):
+    """Issue 42: Whisper's extractor computed a short clip's last frames over a longer clip's padding, and the tiny
+    checkpoint's second clip then read different tokens from the third on. Every encoder: batched = alone."""
+    from transformers import pipeline
+
+    from scripts.make_tiny_checkpoint import build_tiny
+
+    model, processor = build_tiny(kind, seed=0)
+    pipe = pipeline("speech-instruct", model=model, processor=processor)
+    clips = [make_audio(seconds, seed=i, frequency=150 + 40 * i) for i, seconds in enumerate([2.77, 1.3, 0.91, 2.1])]
+    kwargs = dict(task="transcribe", sampling_rate=16000, max_new_tokens=8, generate_kwargs={"min_new_tokens": 8})
+    batched = pipe(clips, batch_size=4, **kwargs)
+    alone = [pipe(clip, **kwargs) for clip in clips]
+    assert batched == alone
+    features = processor.extract_features(clips)
+    single = processor.extract_features(clips[1:2])
+    frames = single["input_features_mask"].sum()
+    if kind == "whisper":
+        torch.testing.assert_close(features["input_features"][1:2, :, :frames], single["input_features"][..., :frames])
+    else:
+        torch.testing.assert_close(features["input_features"][1:2, :frames], single["input_features"][:, :frames])
