@@ -38,6 +38,9 @@ LLAMA_3_1_8B = {
 }
 
 
+CTC_HEADS = ("vocabulary", "embedding", "none")
+
+
 def speech_output_lengths(feature_lengths, feature_stride: int, frame_average: int, mapper_strides):
     """Mapper frames from valid feature-extractor frames; THE length formula, shared by model and processor.
 
@@ -73,6 +76,17 @@ class SpeechLLMConfig(PreTrainedConfig):
         otherwise costs more than the mapper itself on a CPU).
     loss_sigma: weight of the MSE term in stage B/C, `(1−σ)·CE + σ·MSE` (0 disables it).
     stage_a_loss: "mse_cosine" (SpeechMapper 2025) or "l1_cosine_contrastive_ctc" (IWSLT 2026).
+    ctc_head: the CTC head read from mapper block 1: "vocabulary" (IWSLT 2026: a linear layer over the whole LLM
+        vocabulary, 58M parameters for Qwen2.5 from a 384-wide block), "embedding" (compact: a projection into the
+        LLM's embedding space, scored against the LLM's own input-embedding rows, plus a bias per token), or "none".
+        None (the default) keeps older checkpoints as they were: "vocabulary" with the 2026 loss, else "none".
+        The head reads what the mapper heard: stage A trains it, `joint_ctc_weight` keeps it trained in stages B/C,
+        and generation can hold the LLM to it (`ctc_weight`).
+    joint_ctc_weight: weight of the CTC term beside the CE in stages B/C (0 turns it off), so that the mapper's
+        reading does not drift while the LLM learns and the CTC head stays fitted to it.
+    transcribe_ctc_weight / transcribe_num_beams: how the pipeline decodes `task="transcribe"` unless told otherwise:
+        λ of joint CTC/LLM scoring (0: the LLM alone, greedy as in the papers) and the beam size. Set where a trained
+        CTC head was measured to read better with them (default_model/TRIALS.md).
     lora: None, or a dict of peft `LoraConfig` arguments applied to the language model only.
     base_models: {"encoder": ..., "llm": ...}, the Hub ids (or paths) of the pretrained parts it was built from: the
         model card's `base_model`. None for a model of random parts.
@@ -113,6 +127,10 @@ class SpeechLLMConfig(PreTrainedConfig):
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.1
     ctc_weight: float = 1.0
+    ctc_head: str | None = None
+    joint_ctc_weight: float = 0.0
+    transcribe_ctc_weight: float = 0.0
+    transcribe_num_beams: int = 1
     loss_vocabulary_sample: int | None = None
     lora: dict | None = None
     base_models: dict | None = None
@@ -146,6 +164,8 @@ class SpeechLLMConfig(PreTrainedConfig):
         self.check_spec_augment()
         if self.stage_a_loss not in ("mse_cosine", "l1_cosine_contrastive_ctc"):
             raise ValueError(f"unknown stage_a_loss {self.stage_a_loss!r}: use mse_cosine or l1_cosine_contrastive_ctc")
+        if self.ctc_head not in (None, *CTC_HEADS):
+            raise ValueError(f"unknown ctc_head {self.ctc_head!r}: use one of {', '.join(CTC_HEADS)}")
 
     def check_spec_augment(self):
         """Also called when masking: values given to from_pretrained(**kwargs) are set after __post_init__."""
@@ -154,6 +174,13 @@ class SpeechLLMConfig(PreTrainedConfig):
                 f"mask_feature_length={self.mask_feature_length} must be smaller than the encoder width "
                 f"{self.encoder_hidden_size}: lower it or set mask_feature_prob=0"
             )
+
+    @property
+    def ctc_head_kind(self) -> str:
+        """The CTC head this config builds: `ctc_head`, or for older configs what their stage-A loss implied."""
+        if self.ctc_head is not None:
+            return self.ctc_head
+        return "vocabulary" if self.stage_a_loss == "l1_cosine_contrastive_ctc" else "none"
 
     @property
     def encoder_hidden_size(self) -> int:

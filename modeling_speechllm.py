@@ -12,15 +12,18 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GenerationMixin, LogitsProcessorList, PreTrainedModel
+from transformers import initialization as hf_init
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast, ModelOutput
 from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import SeamlessM4Tv2SpeechEncoder
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 try:
     from .configuration_speechllm import SpeechLLMConfig, speech_output_lengths
+    from .ctc_decoding import CTCPrefixLogitsProcessor
 except ImportError:
     from configuration_speechllm import SpeechLLMConfig, speech_output_lengths
+    from ctc_decoding import CTCPrefixLogitsProcessor
 
 
 class WhisperValidFramesEncoder(WhisperEncoder):
@@ -344,6 +347,9 @@ def stage_a_loss(config, table, ctc_head, audio: SpeechMapperOutput, transcript_
         loss, parts = mse_cosine_loss(
             outputs, targets.embeddings, targets.word_mask, targets.pad_mask, config.loss_alpha, config.loss_gamma
         )
+        if ctc_head is not None:  # a head asked for by `ctc_head` trains beside the 2025 loss
+            parts["ctc"] = sampled_ctc_loss(config, ctc_head, table, audio, transcript_ids, transcript_lengths)
+            loss = loss + config.ctc_weight * parts["ctc"]
     else:
         loss, parts = l1_cosine_contrastive_ctc_loss(config, table, ctc_head, audio, targets, transcript_ids, transcript_lengths)
     return StageAOutput(loss=loss, parts=parts, embeddings=outputs, lengths=audio.lengths)
@@ -364,22 +370,77 @@ def l1_cosine_contrastive_ctc_loss(config, table, ctc_head, audio, targets: Stag
     l1 = masked_mean((outputs - targets.embeddings).abs().mean(-1), valid)
     cosine = masked_mean(F.cosine_similarity(outputs, targets.embeddings, dim=-1), targets.word_mask)
     rows = loss_vocabulary(config, targets.ids, table.shape[0])
-    position = torch.full((table.shape[0],), -1, dtype=torch.long, device=rows.device)
-    position[rows] = torch.arange(len(rows), device=rows.device)  # vocabulary id → index among the kept rows
+    position = vocabulary_positions(rows, table.shape[0])
     contrastive = contrastive_loss(outputs, position[targets.ids], valid, table.detach()[rows], config.contrastive_temperature)
-    ctc_logits = F.linear(audio.first_block_hidden, ctc_head.weight[rows], ctc_head.bias[rows])
-    kept_transcript = position[transcript_ids.clamp(min=0)]
-    blank = int(position[config.mapper_pad_token_id])
-    ctc = ctc_loss(ctc_logits, audio.first_block_lengths, kept_transcript, transcript_lengths, blank)
+    ctc = sampled_ctc_loss(config, ctc_head, table, audio, transcript_ids, transcript_lengths, rows)
     loss = l1 + (1 - cosine) + config.contrastive_weight * contrastive + config.ctc_weight * ctc
     return loss, {"l1": l1, "cosine": cosine, "contrastive": contrastive, "ctc": ctc}
 
 
+def vocabulary_positions(rows: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """vocabulary id → its index among the kept `rows` (−1 for a row left out)."""
+    position = torch.full((vocab_size,), -1, dtype=torch.long, device=rows.device)
+    position[rows] = torch.arange(len(rows), device=rows.device)
+    return position
+
+
+def sampled_ctc_loss(config, ctc_head, table, audio, transcript_ids, transcript_lengths, rows=None) -> torch.Tensor:
+    """CTC of the head on mapper block 1 against the transcript, over the vocabulary `rows` (all when None)."""
+    if rows is None:
+        rows = loss_vocabulary(config, transcript_ids.clamp(min=0), table.shape[0])
+    position = vocabulary_positions(rows, table.shape[0])
+    ctc_logits = ctc_head(audio.first_block_hidden, table, rows)
+    blank = int(position[config.mapper_pad_token_id])
+    return ctc_loss(ctc_logits, audio.first_block_lengths, position[transcript_ids.clamp(min=0)], transcript_lengths, blank)
+
+
+class VocabularyCTCHead(nn.Linear):
+    """IWSLT 2026's CTC head: a linear layer from mapper block 1 over the whole LLM vocabulary."""
+
+    def forward(self, hidden: torch.Tensor, table: torch.Tensor | None = None, rows: torch.Tensor | None = None):
+        weight, bias = (self.weight, self.bias) if rows is None else (self.weight[rows], self.bias[rows])
+        return F.linear(hidden.to(weight.dtype), weight, bias)
+
+
+class EmbeddingCTCHead(nn.Module):
+    """A compact CTC head: block-1 frames projected into the LLM's embedding space and scored against the LLM's own
+    (frozen) input-embedding rows, plus a bias per token. width × hidden + vocab parameters (0.5M for the default)
+    where a vocabulary head has width × vocab (58M): every checkpoint can keep it, and its reading is in the LLM's
+    tokens, so the LLM's beam can be scored by it token for token."""
+
+    def __init__(self, width: int, hidden_size: int, vocab_size: int):
+        super().__init__()
+        self.projection = nn.Linear(width, hidden_size)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def reset_parameters(self):
+        self.projection.reset_parameters()
+        nn.init.zeros_(self.bias)
+
+    def forward(self, hidden: torch.Tensor, table: torch.Tensor, rows: torch.Tensor | None = None):
+        table, bias = table.detach(), self.bias
+        if rows is not None:
+            table, bias = table[rows], bias[rows]
+        projected = self.projection(hidden.to(self.projection.weight.dtype))
+        return F.linear(projected, table.to(projected.dtype), bias.to(projected.dtype))
+
+
 def build_ctc_head(config: SpeechLLMConfig) -> nn.Module | None:
-    """The 2026 CTC head over the LLM vocabulary, after mapper block 1 (only for that loss variant)."""
-    if config.stage_a_loss != "l1_cosine_contrastive_ctc":
-        return None
-    return nn.Linear(config.mapper_widths[0], config.text_config.vocab_size)
+    """The CTC head after mapper block 1 that `config.ctc_head_kind` names (None for "none")."""
+    kind = config.ctc_head_kind
+    if kind == "vocabulary":
+        return VocabularyCTCHead(config.mapper_widths[0], config.text_config.vocab_size)
+    if kind == "embedding":
+        return EmbeddingCTCHead(config.mapper_widths[0], config.text_config.hidden_size, config.text_config.vocab_size)
+    return None
+
+
+def initialise_ctc_head(head: nn.Module, init_weights):
+    """Fresh weights for a CTC head (built on the meta device, or new after a resize)."""
+    if isinstance(head, EmbeddingCTCHead):
+        head.reset_parameters()
+    else:
+        init_weights(head)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -400,11 +461,22 @@ class SpeechLLMPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["MapperBlock"]
     _skip_keys_device_placement = ["past_key_values"]
 
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        init_ctc_head_bias(module)
+
+
+def init_ctc_head_bias(module: nn.Module):
+    """The compact CTC head's per-token bias (a bare Parameter, which transformers' generic init does not know)."""
+    if isinstance(module, EmbeddingCTCHead):
+        hf_init.zeros_(module.bias)
+
 
 @dataclass
 class SpeechLLMOutput(CausalLMOutputWithPast):
     ce_loss: torch.Tensor | None = None
     mse_loss: torch.Tensor | None = None
+    ctc_loss: torch.Tensor | None = None
     audio_embeddings: torch.Tensor | None = None
 
 
@@ -439,13 +511,16 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         """Resize the LLM's embeddings and the 2026 CTC head over the same vocabulary (new rows freshly drawn)."""
         embeddings = self.language_model.resize_token_embeddings(new_num_tokens, *args, **kwargs)
         self.config.text_config.vocab_size = embeddings.num_embeddings
-        if self.ctc_head is not None and self.ctc_head.out_features != embeddings.num_embeddings:
+        if self.ctc_head is not None and self.ctc_head.bias.shape[0] != embeddings.num_embeddings:
             old = self.ctc_head
-            self.ctc_head = build_ctc_head(self.config).to(old.weight.device, old.weight.dtype)
-            self._init_weights(self.ctc_head)
-            rows = min(old.out_features, self.ctc_head.out_features)
+            self.ctc_head = build_ctc_head(self.config).to(old.bias.device, old.bias.dtype)
+            initialise_ctc_head(self.ctc_head, self._init_weights)
+            rows = min(old.bias.shape[0], self.ctc_head.bias.shape[0])
             with torch.no_grad():
-                self.ctc_head.weight[:rows] = old.weight[:rows]
+                if isinstance(old, EmbeddingCTCHead):
+                    self.ctc_head.projection.load_state_dict(old.projection.state_dict())
+                else:
+                    self.ctc_head.weight[:rows] = old.weight[:rows]
                 self.ctc_head.bias[:rows] = old.bias[:rows]
         return embeddings
 
@@ -513,11 +588,14 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
                 logits_to_keep=logits_to_keep,
                 **kwargs,
             )
-        loss, mse = outputs.loss, None
+        loss, mse, ctc = outputs.loss, None, None
         sigma = self.config.loss_sigma
         if sigma > 0 and audio is not None and transcript_ids is not None and loss is not None:
             mse = self.transcript_mse(audio, transcript_ids)
             loss = (1 - sigma) * outputs.loss + sigma * mse * self.mse_share(labels, kwargs.get("num_items_in_batch"))
+        if self.keeps_ctc_trained(audio, transcript_ids, loss):
+            ctc = self.transcript_ctc(audio, transcript_ids)
+            loss = loss + self.config.joint_ctc_weight * ctc * self.mse_share(labels, kwargs.get("num_items_in_batch"))
         return SpeechLLMOutput(
             loss=loss,
             logits=outputs.logits,
@@ -526,6 +604,7 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
             attentions=outputs.attentions,
             ce_loss=outputs.loss,
             mse_loss=mse,
+            ctc_loss=ctc,
             audio_embeddings=None if audio is None else audio.embeddings,
         )
 
@@ -577,6 +656,22 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         squared = (audio.embeddings - targets.embeddings.to(audio.embeddings.dtype)).pow(2).mean(-1)
         return masked_mean(squared, (targets.word_mask + targets.pad_mask) * has_transcript)
 
+    def keeps_ctc_trained(self, audio, transcript_ids, loss) -> bool:
+        """Whether this batch adds the CTC term of stages B/C (`joint_ctc_weight`): audio with transcripts, a head."""
+        return (self.config.joint_ctc_weight > 0 and self.ctc_head is not None and audio is not None
+                and transcript_ids is not None and loss is not None)
+
+    def transcript_ctc(self, audio: SpeechMapperOutput, transcript_ids: torch.Tensor) -> torch.Tensor:
+        """The CTC head's loss on the clips that have a transcript (rows of -100 have none)."""
+        lengths = (transcript_ids != -100).sum(-1)
+        keep = lengths > 0
+        if not keep.any():
+            return audio.embeddings.sum() * 0.0
+        kept = SpeechMapperOutput(audio.embeddings[keep], audio.lengths[keep], audio.first_block_hidden[keep],
+                                  audio.first_block_lengths[keep])
+        table = self.get_input_embeddings().weight
+        return sampled_ctc_loss(self.config, self.ctc_head, table, kept, transcript_ids[keep], lengths[keep])
+
     # -- stage A ----------------------------------------------------------------------------------------------------
     def stage_a_loss(
         self,
@@ -593,6 +688,40 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         return stage_a_loss(self.config, table, self.ctc_head, audio, transcript_ids, transcript_lengths)
 
     # -- generation -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def ctc_log_probs(self, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> list[torch.Tensor]:
+        """Each clip's CTC log-probabilities over the LLM vocabulary, (frames, vocab), from mapper block 1."""
+        if self.ctc_head is None:
+            raise ValueError("this checkpoint has no CTC head (config.ctc_head): decode with ctc_weight=0")
+        audio = self.get_audio_features(input_features, input_features_mask)
+        logits = self.ctc_head(audio.first_block_hidden, self.get_input_embeddings().weight).float().log_softmax(-1)
+        return [row[:length] for row, length in zip(logits, audio.first_block_lengths.tolist())]
+
+    def generate(self, *args, ctc_weight: float = 0.0, ctc_candidates: int = 8, **kwargs):
+        """`GenerationMixin.generate`, plus joint CTC/LLM scoring (ctc_decoding.py) when `ctc_weight` > 0: each step
+        the LLM's `ctc_candidates` best tokens are rescored with the CTC prefix score of the audio, under greedy or
+        beam search (`num_beams`). `ctc_weight=0` is plain `generate`, token for token."""
+        if not ctc_weight:
+            return super().generate(*args, **kwargs)
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is None or kwargs.get("input_features") is None:
+            raise ValueError("ctc_weight > 0 needs input_ids and input_features (the audio the CTC head reads)")
+        if kwargs.get("input_features").shape[0] != input_ids.shape[0]:
+            raise ValueError("ctc_weight > 0 takes one clip per prompt (not long_audio='one_prompt' windows)")
+        generation_config = kwargs.get("generation_config") or self.generation_config
+        eos = kwargs.get("eos_token_id", generation_config.eos_token_id)
+        scorer = CTCPrefixLogitsProcessor(
+            self.ctc_log_probs(kwargs["input_features"], kwargs["input_features_mask"]),
+            blank_id=self.config.mapper_pad_token_id,
+            eos_token_ids=[eos] if isinstance(eos, int) else list(eos or []),
+            prompt_length=input_ids.shape[1],
+            num_beams=kwargs.get("num_beams", generation_config.num_beams) or 1,
+            weight=ctc_weight,
+            candidates=ctc_candidates,
+        )
+        kwargs["logits_processor"] = LogitsProcessorList([*(kwargs.get("logits_processor") or []), scorer])
+        return super().generate(*args, **kwargs)
+
     def prepare_inputs_for_generation(self, *args, is_first_iteration=False, **kwargs):
         input_features = kwargs.pop("input_features", None)
         input_features_mask = kwargs.pop("input_features_mask", None)
@@ -664,7 +793,7 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         model.multi_modal_projector.apply(model._init_weights)
         if model.ctc_head is not None:
             model.ctc_head.to_empty(device="cpu")
-            model._init_weights(model.ctc_head)
+            initialise_ctc_head(model.ctc_head, model._init_weights)
         if dtype is not None:
             model.audio_tower.to(dtype)
         return model
@@ -700,6 +829,7 @@ REMOTE_CODE_FILES = (
     "processing_speechllm.py",
     "pipeline_speechllm.py",
     "long_audio.py",
+    "ctc_decoding.py",
 )
 
 

@@ -1,4 +1,5 @@
-"""The `speech-instruct` pipeline: audio + an instruction in, text out (greedy decoding, as in the papers).
+"""The `speech-instruct` pipeline: audio + an instruction in, text out (greedy decoding, as in the papers, unless the
+checkpoint's config says its CTC head holds transcripts to what the mapper heard: ctc_decoding.py).
 
     pipe = pipeline("speech-instruct", model=checkpoint_dir, trust_remote_code=True)
     pipe("talk.wav", instruction="What is the talk about?")
@@ -7,6 +8,8 @@
     pipe([{"role": "user", "content": [{"type": "audio", "audio": "a.wav"}, {"type": "text", "text": "..."}]}])
     pipe("talk.wav", task="transcribe", streamer=TextIteratorStreamer(pipe.processor.tokenizer, skip_prompt=True))
     pipe("lecture.wav", task="transcribe", return_timestamps=True)   # any length: {"text", "chunks": [{"timestamp", "text"}]}
+    pipe("a.wav", task="transcribe", return_timestamps="word")  # {"text", "chunks": [{"text": word, "timestamp", "confidence"}]}
+    pipe("a.wav", task="transcribe", ctc_weight=0.3, num_beams=4)  # joint CTC/LLM beam search; ctc_weight=0: the LLM alone
 
 Audio longer than the model takes in one piece (`processor.max_samples`: Whisper's 30 s window, or
 `max_audio_seconds`) goes one of two ways:
@@ -27,6 +30,7 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 try:
     from .configuration_speechllm import SpeechLLMConfig
+    from .ctc_decoding import ctc_frame_seconds, word_alignments
     from .modeling_speechllm import SpeechLLMForConditionalGeneration
     from .long_audio import segment_bounds
     from .processing_speechllm import (
@@ -37,6 +41,7 @@ try:
     )
 except ImportError:
     from configuration_speechllm import SpeechLLMConfig
+    from ctc_decoding import ctc_frame_seconds, word_alignments
     from long_audio import segment_bounds
     from modeling_speechllm import SpeechLLMForConditionalGeneration
     from processing_speechllm import TRANSCRIBE_INSTRUCTION, SpeechLLMProcessor, load_audio, translation_instruction
@@ -82,8 +87,9 @@ class SpeechInstructPipeline(Pipeline):
 
     def __call__(self, inputs, *args, long_audio=None, return_timestamps=False, **kwargs):
         """As any pipeline; audio longer than the model's window goes segment by segment or in one prompt
-        (`long_audio`, see the module's docstring), and `return_timestamps=True` gives {"text", "chunks":
-        [{"timestamp": (start, end) seconds, "text"}]} per input."""
+        (`long_audio`, see the module's docstring). `return_timestamps=True` gives {"text", "chunks":
+        [{"timestamp": (start, end) seconds, "text"}]} per input, a chunk per segment; `return_timestamps="word"` a
+        chunk per word, timed by the CTC head's alignment, with its "confidence" (the mean posterior of its tokens)."""
         if is_chat(inputs) or (isinstance(inputs, list) and inputs and is_chat(inputs[0])):
             return super().__call__(inputs, *args, **kwargs)
         single = not isinstance(inputs, list)
@@ -91,6 +97,14 @@ class SpeechInstructPipeline(Pipeline):
         mode = long_audio or ("segments" if kwargs.get("task") in SEGMENTED_TASKS else "one_prompt")
         if mode not in LONG_AUDIO_MODES:
             raise ValueError(f"long_audio={long_audio!r}: use one of {LONG_AUDIO_MODES}")
+        if return_timestamps not in (False, True, "word"):
+            raise ValueError(f"return_timestamps={return_timestamps!r}: use True (segments) or 'word'")
+        if return_timestamps == "word":
+            if self.model.ctc_head is None:
+                raise ValueError("return_timestamps='word' needs a CTC head, and this checkpoint has none (config.ctc_head)")
+            if mode == "one_prompt":
+                raise ValueError("return_timestamps='word' times each clip or segment: use long_audio='segments'")
+            kwargs["word_timestamps"] = True
         group = 4 * max(1, kwargs.get("batch_size") or 1)  # decoded a group at a time: a long list is not held at once
         results = []
         for start in range(0, len(items), group):
@@ -109,11 +123,17 @@ class SpeechInstructPipeline(Pipeline):
                 "inputs): stream one input at a time, segment by segment (pipe.segments gives them; the demo page does "
                 "this), or pass long_audio='one_prompt'"
             )
-        texts = iter(super().__call__(flat, *args, audio_mode=mode, **kwargs))
+        outputs = iter(super().__call__(flat, *args, audio_mode=mode, **kwargs))
         results = []
         for bounds in pieces:
-            chunks = [{"timestamp": (start / rate, end / rate), "text": next(texts)} for start, end in bounds]
-            joined = self.join([chunk["text"] for chunk in chunks], kwargs.get("target_language"))
+            segments = [(start / rate, end / rate, next(outputs)) for start, end in bounds]
+            if return_timestamps == "word":
+                texts = [output["text"] for _, _, output in segments]
+                chunks = [shifted(word, start) for start, _, output in segments for word in output["words"]]
+            else:
+                texts = [output for _, _, output in segments]
+                chunks = [{"timestamp": (start, end), "text": text} for start, end, text in segments]
+            joined = self.join(texts, kwargs.get("target_language"))
             results.append({"text": joined, "chunks": chunks} if return_timestamps else joined)
         return results
 
@@ -153,6 +173,9 @@ class SpeechInstructPipeline(Pipeline):
         generate_kwargs=None,
         streamer=None,
         audio_mode=None,
+        ctc_weight=None,
+        num_beams=None,
+        word_timestamps=None,
     ):
         preprocess = {}
         if instruction is not None or task is not None:
@@ -166,7 +189,26 @@ class SpeechInstructPipeline(Pipeline):
             forward["streamer"] = streamer
         if audio_mode is not None:
             forward["audio_mode"] = audio_mode
+        forward.update(self.decoding_settings(task, ctc_weight, num_beams))
+        if word_timestamps:
+            forward["word_timestamps"] = True
         return preprocess, forward, {}
+
+    def decoding_settings(self, task, ctc_weight, num_beams) -> dict:
+        """`ctc_weight` and `num_beams` as given, else the config's for transcription (transcribe_ctc_weight,
+        transcribe_num_beams); nothing for the other tasks, which decode greedily with the LLM alone."""
+        config = self.model.config
+        if task == "transcribe":
+            ctc_weight = config.transcribe_ctc_weight if ctc_weight is None else ctc_weight
+            num_beams = config.transcribe_num_beams if num_beams is None else num_beams
+        settings = {}
+        if ctc_weight:
+            if self.model.ctc_head is None:
+                raise ValueError("ctc_weight > 0 needs a CTC head, and this checkpoint has none (config.ctc_head)")
+            settings["ctc_weight"] = ctc_weight
+        if num_beams and num_beams > 1:
+            settings["num_beams"] = num_beams
+        return settings
 
     def preprocess(self, inputs, instruction=None, sampling_rate=None):
         """One audio (or one chat conversation) → its prompt and decoded audio; tensors are built per batch."""
@@ -187,7 +229,7 @@ class SpeechInstructPipeline(Pipeline):
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
-    def _forward(self, model_inputs, audio_mode=None, **generate_kwargs):
+    def _forward(self, model_inputs, audio_mode=None, word_timestamps=False, **generate_kwargs):
         audios = model_inputs["audios"] or None
         long_audio = "one_prompt" if audio_mode == "one_prompt" else None
         batch = self.processor(text=model_inputs["prompts"], audio=audios, sampling_rate=self.processor.sampling_rate,
@@ -196,9 +238,32 @@ class SpeechInstructPipeline(Pipeline):
         batch = batch.to(self.device)
         if generate_kwargs.get("streamer") is not None and len(model_inputs["prompts"]) > 1:
             raise ValueError("a streamer follows one generation at a time: call the pipeline with batch_size=1")
+        if generate_kwargs.get("ctc_weight") and long_audio:
+            raise ValueError("ctc_weight > 0 reads one clip per prompt: use long_audio='segments' (or ctc_weight=0)")
         generate_kwargs = {"do_sample": False, "max_new_tokens": 150, **generate_kwargs}
         sequences = self.model.generate(**batch, **generate_kwargs)
-        return {"new_tokens": sequences[:, batch["input_ids"].shape[1] :]}
+        new_tokens = sequences[:, batch["input_ids"].shape[1] :]
+        if not word_timestamps:
+            return {"new_tokens": new_tokens}
+        return {"new_tokens": new_tokens, "words": self.timed_words(batch, new_tokens)}
+
+    def timed_words(self, batch, new_tokens) -> list[list[dict]]:
+        """Each row's words with their times in its clip, by forced alignment of its tokens to the CTC head's reading;
+        a reading too long for the clip's CTC frames keeps its words without times (never a failed call)."""
+        log_probs = self.model.ctc_log_probs(batch["input_features"], batch["input_features_mask"])
+        frame_seconds = ctc_frame_seconds(self.model.config, self.processor.feature_extractor)
+        special = set(self.processor.tokenizer.all_special_ids)
+        rows = []
+        for clip_log_probs, tokens in zip(log_probs, new_tokens.tolist()):
+            tokens = [token for token in tokens if token not in special]
+            try:
+                words = word_alignments(clip_log_probs.cpu(), tokens, self.processor.tokenizer,
+                                        self.model.config.mapper_pad_token_id, frame_seconds)
+            except ValueError:
+                text = self.processor.decode(tokens, skip_special_tokens=True)
+                words = [{"word": word, "start": None, "end": None, "confidence": None} for word in text.split()]
+            rows.append(words)
+        return rows
 
     def save_pretrained(self, save_directory, **kwargs):
         """Model, remote code and the whole processor (the base class saves only tokenizer + feature extractor)."""
@@ -207,7 +272,18 @@ class SpeechInstructPipeline(Pipeline):
 
     def postprocess(self, model_outputs):
         tokens = model_outputs["new_tokens"].reshape(-1)  # one input's row (batches are split by the iterator)
-        return self.processor.decode(tokens, skip_special_tokens=True).strip()
+        text = self.processor.decode(tokens, skip_special_tokens=True).strip()
+        if "words" not in model_outputs:
+            return text
+        words = model_outputs["words"]
+        return {"text": text, "words": words[0] if words and isinstance(words[0], list) else words}
+
+
+def shifted(word: dict, offset: float) -> dict:
+    """A word of a segment as a chunk of the whole recording: its times moved by the segment's start."""
+    start, end = word["start"], word["end"]
+    timestamp = (None, None) if start is None else (round(start + offset, 3), round(end + offset, 3))
+    return {"text": word["word"], "timestamp": timestamp, "confidence": word["confidence"]}
 
 
 def register_speechllm():

@@ -83,6 +83,17 @@ class RecipeArguments:
     lora_checkpoint: str | None = field(default=None, metadata={"help": "joint: take the LoRA adapters from this stage-B output"})
     feature_cache_dir: str | None = field(default=None, metadata={"help": "mapper: encoder-feature cache (default ~/.cache/speechllm/features)"})
     stage_a_loss: str | None = field(default=None, metadata={"help": "mse_cosine | l1_cosine_contrastive_ctc"})
+    ctc_head: str | None = field(
+        default=None, metadata={"help": "the CTC head on mapper block 1: embedding (compact) | vocabulary (2026) | none"}
+    )
+    joint_ctc_weight: float | None = field(
+        default=None, metadata={"help": "text, joint: weight of the CTC head's loss beside the CE (keeps it trained)"}
+    )
+    train_only_ctc_head: bool = field(
+        default=False,
+        metadata={"help": "mapper: fit only the CTC head, on the checkpoint's frozen mapper (CTC loss alone): gives a "
+                          "trained model a head for joint CTC/LLM decoding without changing what the LLM reads"},
+    )
     loss_vocabulary_sample: int | None = field(
         default=None, metadata={"help": "mapper, 2026 loss: contrastive/CTC over the targets + N random vocabulary rows"}
     )
@@ -191,6 +202,8 @@ def mapper_stage(recipe, args, processor) -> dict:
     train_rows = usable_clips(recipe.train_file, recipe.train_split, "train", weighted=True)
     eval_rows = usable_clips(recipe.eval_file, recipe.eval_split, "eval", weighted=False) if recipe.eval_file else None
     model = SpeechMapperForPretraining.from_speechllm_checkpoint(recipe.model_name_or_path, **config_overrides(recipe))
+    if recipe.train_only_ctc_head:
+        model.fit_ctc_head_only()
     cache_dir = recipe.feature_cache_dir or os.path.expanduser("~/.cache/speechllm/features")
 
     def with_features(rows, name):
@@ -209,7 +222,7 @@ def mapper_stage(recipe, args, processor) -> dict:
 
 def config_overrides(recipe, **stage_values) -> dict:
     """The model-config values this run sets (flags given, and the stage's own such as σ); the rest stay as saved."""
-    names = ("stage_a_loss", "loss_vocabulary_sample", "mask_time_prob", "mask_feature_prob")
+    names = ("stage_a_loss", "ctc_head", "joint_ctc_weight", "loss_vocabulary_sample", "mask_time_prob", "mask_feature_prob")
     values = {**{name: getattr(recipe, name) for name in names}, **stage_values}
     return {name: value for name, value in values.items() if value is not None}
 
@@ -274,9 +287,12 @@ def instruction_stage(recipe, args, processor) -> dict:
             load_tensors(model, recipe.mapper_checkpoint, lambda key: key.startswith("multi_modal_projector."), "SpeechMapper")
         attach_lora(model, recipe)
     model.multi_modal_projector.requires_grad_(joint)
+    keeps_ctc = model.ctc_head is not None and model.config.joint_ctc_weight > 0
     if model.ctc_head is not None:
-        model.ctc_head.requires_grad_(False)  # a stage-A-only head
+        model.ctc_head.requires_grad_(joint and keeps_ctc)  # trained beside the CE where asked, else left as it is
     groups = {"multi_modal_projector": recipe.mapper_learning_rate, "lora_": recipe.lora_learning_rate} if joint else {}
+    if joint and keeps_ctc:
+        groups["ctc_head"] = recipe.mapper_learning_rate
     return {
         "model": model,
         "train_dataset": train_examples,

@@ -149,6 +149,7 @@ def build_tiny(kind: str = "seamless", seed: int = 0, head_dim: int = 12):
         audio_token_id=tokenizer.convert_tokens_to_ids("<|audio|>"),
         mapper_pad_token_id=tokenizer.pad_token_id,
         max_audio_seconds=30.0,
+        ctc_head="embedding",  # every checkpoint keeps a compact CTC head (joint CTC/LLM decoding, word times)
     )
     model = SpeechLLMForConditionalGeneration(config).eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -21,10 +21,13 @@ from modeling_speechllm import (
     locate_checkpoint_tensors,
     SpeechMapper,
     build_ctc_head,
+    init_ctc_head_bias,
     mark_for_remote_code,
     read_checkpoint_tensors,
     safetensors_files,
+    sampled_ctc_loss,
     stage_a_loss,
+    StageAOutput,
 )
 from processing_speechllm import load_audio
 from synthesis.jsonl import write_atomically
@@ -58,6 +61,7 @@ class SpeechMapperForPretraining(PreTrainedModel):
         self.ctc_head = build_ctc_head(config)
         table = torch.zeros(config.text_config.vocab_size, config.text_config.hidden_size)
         self.register_buffer("embedding_table", table, persistent=False)  # frozen, never saved
+        self.ctc_only = False  # fit_ctc_head_only
         self.post_init()
 
     @classmethod
@@ -75,8 +79,31 @@ class SpeechMapperForPretraining(PreTrainedModel):
         model.load_state_dict(initial, strict=False)  # the base checkpoint's mapper (a 2026 CTC head may be new)
         return model
 
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        init_ctc_head_bias(module)
+
+    def fit_ctc_head_only(self):
+        """Train the CTC head alone on this checkpoint's mapper, which stays frozen and in eval mode (no dropout, no
+        SpecAugment): the head learns to read the block-1 frames that inference will give it."""
+        if self.ctc_head is None:
+            raise ValueError("the checkpoint's config has no CTC head to fit: pass --ctc_head embedding")
+        self.ctc_only = True
+        self.multi_modal_projector.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.ctc_only:
+            self.multi_modal_projector.eval()
+        return self
+
     def forward(self, encoder_frames, encoder_lengths, transcript_ids, **kwargs):
         audio = self.multi_modal_projector(encoder_frames, encoder_lengths)
+        if self.ctc_only:
+            lengths = (transcript_ids != -100).sum(-1)
+            ctc = sampled_ctc_loss(self.config, self.ctc_head, self.embedding_table, audio, transcript_ids, lengths)
+            return StageAOutput(loss=ctc, parts={"ctc": ctc}, embeddings=audio.embeddings, lengths=audio.lengths)
         return stage_a_loss(self.config, self.embedding_table, self.ctc_head, audio, transcript_ids)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
