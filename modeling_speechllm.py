@@ -803,7 +803,7 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
         """Save weights (safetensors), config with `auto_map` and `custom_pipelines`, and the remote-code files."""
         mark_for_remote_code(self.config)
         super().save_pretrained(save_directory, *args, **kwargs)
-        copy_remote_code(save_directory)
+        copy_remote_code(save_directory, self.name_or_path)
 
 
 def mark_for_remote_code(config: SpeechLLMConfig):
@@ -833,13 +833,34 @@ REMOTE_CODE_FILES = (
 )
 
 
-def copy_remote_code(save_directory: str):
-    """A saved directory carries its own code, so it loads with trust_remote_code=True anywhere."""
-    here = os.path.dirname(os.path.abspath(__file__))
+def copy_remote_code(save_directory: str, loaded_from: str | None = None):
+    """A saved directory carries its own code, so it loads with trust_remote_code=True anywhere.
+
+    Each file is taken from beside this module, else from where the model was loaded: transformers' module cache holds
+    only the files the model class imports (not the processor's or the pipeline's), so a model loaded through remote
+    code finds the rest in its checkpoint directory (or its Hub repository)."""
+    origins = [os.path.dirname(os.path.abspath(__file__))]
     for name in REMOTE_CODE_FILES:
-        source, target = os.path.join(here, name), os.path.join(save_directory, name)
+        target = os.path.join(save_directory, name)
+        source = remote_code_file(name, origins, loaded_from)
         if os.path.abspath(source) != os.path.abspath(target):
             shutil.copyfile(source, target)
+
+
+def remote_code_file(name: str, origins: list[str], loaded_from: str | None) -> str:
+    for directory in origins:
+        if os.path.exists(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    if loaded_from and os.path.isdir(loaded_from) and os.path.exists(os.path.join(loaded_from, name)):
+        return os.path.join(loaded_from, name)
+    if loaded_from and not os.path.isdir(loaded_from):
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(loaded_from, name)
+    raise FileNotFoundError(
+        f"{name} is neither beside {__file__} nor in {loaded_from!r}, where the model was loaded from: the saved "
+        "directory would not load with trust_remote_code=True; save from a checkout of speechllm instead"
+    )
 
 
 def safetensors_files(name_or_path: str) -> list[str]:

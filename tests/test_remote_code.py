@@ -103,3 +103,46 @@ def test_the_project_classes_load_a_checkpoint_without_asking_about_remote_code(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "custom code" not in result.stdout + result.stderr and result.stdout.strip()
+
+
+LOAD_SAVE_RELOAD = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    from transformers import AutoModel, pipeline
+
+    checkpoint, saved, audio_path = sys.argv[1], sys.argv[2], sys.argv[3]
+    model = AutoModel.from_pretrained(checkpoint, trust_remote_code=True)
+    model.save_pretrained(saved)  # a model loaded through remote code, saved (as after fine-tuning it)
+    import shutil
+    for name in ("tokenizer.json", "tokenizer_config.json", "processor_config.json", "chat_template.jinja"):
+        if os.path.exists(os.path.join(checkpoint, name)):
+            shutil.copy(os.path.join(checkpoint, name), saved)
+    audio = np.load(audio_path)
+    kwargs = dict(sampling_rate=16000, max_new_tokens=6, generate_kwargs={"min_new_tokens": 6})
+    print(json.dumps({"files": sorted(n for n in os.listdir(saved) if n.endswith(".py")),
+                      "text": pipeline("speech-instruct", model=checkpoint, trust_remote_code=True)(audio, task="transcribe", **kwargs)}))
+    """
+)
+
+
+def test_a_model_loaded_through_remote_code_saves_a_copy_that_loads_the_same_way(tiny_checkpoint, tmp_path):
+    """Issue 42: save_pretrained of a remote-code model looked for processing_speechllm.py in transformers' module
+    cache, which holds only what the model class imports, and stopped with FileNotFoundError."""
+    from modeling_speechllm import REMOTE_CODE_FILES
+
+    audio_path = tmp_path / "audio.npy"
+    np.save(audio_path, make_audio(1.5, seed=7))
+    script = tmp_path / "load_save.py"
+    script.write_text(LOAD_SAVE_RELOAD)
+    saved = tmp_path / "saved"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"), TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run([sys.executable, str(script), tiny_checkpoint, str(saved), str(audio_path)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = json.loads(result.stdout.strip().splitlines()[-1])
+    assert first["files"] == sorted(REMOTE_CODE_FILES)
+    reloaded = run_fresh(str(saved), tmp_path)  # the saved copy, in another fresh process, through remote code
+    assert reloaded["modules"] == ["transformers_modules"]
+    assert reloaded["task"] == first["text"] and first["text"]
