@@ -46,6 +46,7 @@ from training.data import (
 from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
 from training.model_card import write_model_card
 from training.sources import parse_source
+from training.threads import use_threads
 from training.trainer import SpeechLLMTrainer, plot_loss_curves
 from training.zero import whole_tensors_while_building
 
@@ -122,6 +123,10 @@ class RecipeArguments:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
+    threads: int | None = field(
+        default=None, metadata={"help": "CPU threads (default: OMP_NUM_THREADS, else every core): a share for each job "
+                                        "that runs beside another (training/threads.py)"}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -354,6 +359,7 @@ def fall_back_from_emulated_bf16(args: TrainingArguments) -> None:
 
 def main(argv: list[str] | None = None, callbacks=None):
     recipe, args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    use_threads(recipe.threads, "train.py")
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s", level=logging.WARNING)
     fall_back_from_emulated_bf16(args)
     transformers.utils.logging.set_verbosity_warning()

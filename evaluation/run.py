@@ -40,6 +40,7 @@ from training.checkpoints import model_fingerprint
 from training.data import usable_rows_of_tasks
 from training.model_card import record_results
 from training.sources import DataError, parse_source
+from training.threads import add_threads_argument, use_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,8 +77,11 @@ def row_instruction(row: dict) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int, log: PredictionLog, system: str = "speechllm"):
-    """Our predictions in row order, and the seconds they took; rows the log already has are not run again."""
+def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int, log: PredictionLog, system: str = "speechllm",
+                  decoding: dict | None = None):
+    """Our predictions in row order, and the seconds they took; rows the log already has are not run again.
+    Transcription rows decode as the pipeline's task="transcribe" does (the config's CTC weight and beams, or
+    `decoding`'s); the other tasks with the LLM alone, greedily."""
     ids = [row["id"] for row in rows]
     groups = {}
     for index in log.missing(system, ids):
@@ -89,7 +93,8 @@ def run_speechllm(pipe, rows, batch_size: int, max_new_tokens: int, log: Predict
                 batch = indices[start : start + batch_size]
                 started = time.perf_counter()
                 audios = [rows[i]["audio_source"] for i in batch]
-                outputs = pipe(audios, instruction=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens)
+                how = {"task": "transcribe", **(decoding or {})} if rows[batch[0]]["task"] == "asr" else {"instruction": instruction}
+                outputs = pipe(audios, batch_size=batch_size, max_new_tokens=max_new_tokens, **how)
                 log.add(system, [ids[i] for i in batch], outputs, time.perf_counter() - started)
                 progress.update(len(batch))
     return log.predictions(system, ids), log.seconds[system]
@@ -112,15 +117,16 @@ def run_text_ceiling(pipe, rows, batch_size: int, max_new_tokens: int, log: Pred
     return log.predictions("text-only", ids), log.seconds["text-only"]
 
 
-def real_time_factors(pipe, rows, batch_sizes: list[int], max_new_tokens: int) -> dict[str, float]:
-    """Seconds of compute per second of audio, transcribing the same clips at each batch size (after one warm-up)."""
+def real_time_factors(pipe, rows, batch_sizes: list[int], max_new_tokens: int, decoding: dict | None = None) -> dict[str, float]:
+    """Seconds of compute per second of audio, transcribing the same clips at each batch size (after one warm-up),
+    with the decoding that transcription uses (joint CTC beam search included)."""
     clips = [row["audio_source"] for row in rows]
     seconds_of_audio = sum(row["duration"] for row in rows)
-    pipe(clips[:1], instruction=row_instruction(rows[0]), max_new_tokens=4)
+    pipe(clips[:1], task="transcribe", max_new_tokens=4, **(decoding or {}))
     factors = {}
     for size in batch_sizes:
         started = time.perf_counter()
-        pipe(clips, instruction=row_instruction(rows[0]), batch_size=size, max_new_tokens=max_new_tokens)
+        pipe(clips, task="transcribe", batch_size=size, max_new_tokens=max_new_tokens, **(decoding or {}))
         factors[str(size)] = (time.perf_counter() - started) / seconds_of_audio
     return factors
 
@@ -342,7 +348,9 @@ def evaluate_model(
     translate_to=(),
     per_task=None,
     source_options=None,
+    decoding=None,
 ):
+    """`decoding`: {"ctc_weight", "num_beams"} for the transcription rows, where not the checkpoint's own."""
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=model_dir)
@@ -353,7 +361,7 @@ def evaluate_model(
     comet, comet_note = comet_scorer()
     settings = {"model": model_fingerprint(model_dir), "data": data, "rows": len(rows),
                 "row_ids": hashlib.sha1("\n".join(row["id"] for row in rows).encode()).hexdigest(),
-                "max_new_tokens": max_new_tokens, "batch_size": batch_size}
+                "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": transcription_decoding(pipe, decoding)}
     log = PredictionLog(os.path.join(output_dir, "predictions.jsonl"), settings)
     results = {
         "model": model_dir,
@@ -364,10 +372,11 @@ def evaluate_model(
         "systems": {},
         "predictions": [{"id": row["id"], "task": row["task"], "reference": reference_of(row)} for row in rows],
     }
-    add_system(results, "speechllm", rows, *run_speechllm(pipe, rows, batch_size, max_new_tokens, log), comet)
+    results["decoding"] = settings["decoding"]
+    add_system(results, "speechllm", rows, *run_speechllm(pipe, rows, batch_size, max_new_tokens, log, decoding=decoding), comet)
     asr_rows = [row for row in rows if row["task"] == "asr"]
     if rtf_batch_sizes and asr_rows:
-        results["rtf_by_batch_size"] = real_time_factors(pipe, asr_rows[:rtf_clips], list(rtf_batch_sizes), max_new_tokens)
+        results["rtf_by_batch_size"] = real_time_factors(pipe, asr_rows[:rtf_clips], list(rtf_batch_sizes), max_new_tokens, decoding)
     read = [row for row in rows if row["task"] in ("st", "sqa") and row["transcript"]]
     if text_ceiling and read:
         add_system(results, "text-only", read, *run_text_ceiling(pipe, read, batch_size, max_new_tokens, log), comet)
@@ -397,6 +406,14 @@ def evaluate_model(
     return results
 
 
+def transcription_decoding(pipe, decoding: dict | None) -> dict:
+    """How the transcription rows are decoded: the given settings over the checkpoint's (config.transcribe_*)."""
+    config = pipe.model.config
+    chosen = {"ctc_weight": config.transcribe_ctc_weight, "num_beams": config.transcribe_num_beams}
+    chosen.update({key: value for key, value in (decoding or {}).items() if value is not None})
+    return chosen
+
+
 def data_name(data, source_options: dict) -> str:
     """The evaluation data's name on the model card: its sources' names, joined."""
     specs = [data] if isinstance(data, (str, dict)) else list(data)
@@ -424,7 +441,12 @@ def main():
     parser.add_argument("--rtf_batch_sizes", type=int, nargs="*", default=[], help="e.g. 1 8: real-time factor per batch size")
     parser.add_argument("--rtf_clips", type=int, default=8, help="ASR clips the real-time factors are measured on")
     parser.add_argument("--translate_to", nargs="*", default=[], help="e.g. de it zh: translate the ASR clips, report the language share")
+    parser.add_argument("--ctc_weight", type=float,
+                        help="transcription: λ of joint CTC/LLM decoding (0: the LLM alone); default: the checkpoint's")
+    parser.add_argument("--num_beams", type=int, help="transcription: the beam size; default: the checkpoint's")
+    add_threads_argument(parser)
     args = parser.parse_args()
+    use_threads(args.threads, "evaluation.run")
     logging.basicConfig(level=logging.WARNING)
     columns = ("audio_column", "text_column", "translation_column", "question_column", "answer_column")
     source_options = {"split": args.split, "config": args.dataset_config, "streaming": args.streaming or None,
@@ -433,7 +455,7 @@ def main():
         evaluate_model(
             args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens,
             args.limit, args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips, args.translate_to, args.per_task,
-            source_options,
+            source_options, {"ctc_weight": args.ctc_weight, "num_beams": args.num_beams},
         )
     except DataError as error:  # unusable data: the message says which source and the fix; no traceback
         raise SystemExit(f"evaluation.run: {error}")

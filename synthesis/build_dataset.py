@@ -36,6 +36,7 @@ from synthesis.speak import FAMILY_SHARES, SAMPLING_RATE, VOICE_SETS, Speaker, p
 from synthesis.speech_cache import SpeechCache
 from synthesis.talks import DEFAULT_TALKS, STOPWORDS, chunk_talk, is_held_out, read_talks
 from synthesis.translation import read_translations
+from training.threads import add_threads_argument, use_threads
 
 # ---------------------------------------------------------------------------------------------------------------
 # Questions
@@ -361,7 +362,9 @@ def main():
                              "only: ~50x faster than Kokoro); default synthesis.speak.FAMILY_SHARES")
     parser.add_argument("--training_only", action="store_true",
                         help="speak the training split only (an extra training build beside one that has the test split)")
+    add_threads_argument(parser)
     args = parser.parse_args()
+    use_threads(args.threads, "synthesis.build_dataset")
     if args.family_shares:
         voice_sets = VOICE_SETS[args.version]()
         known = {voice.engine for voices in voice_sets for voice in voices}
