@@ -406,23 +406,33 @@ class EmbeddingCTCHead(nn.Module):
     """A compact CTC head: block-1 frames projected into the LLM's embedding space and scored against the LLM's own
     (frozen) input-embedding rows, plus a bias per token. width × hidden + vocab parameters (0.5M for the default)
     where a vocabulary head has width × vocab (58M): every checkpoint can keep it, and its reading is in the LLM's
-    tokens, so the LLM's beam can be scored by it token for token."""
+    tokens, so the LLM's beam can be scored by it token for token.
 
-    def __init__(self, width: int, hidden_size: int, vocab_size: int):
+    The blank (the mapper's pad token) is scored against a vector of its own instead of its embedding row: that row is
+    an untrained token's, near the mean of all rows, so scoring against it ties blank to every word (a head fitted that
+    way never chose blank on a single frame)."""
+
+    def __init__(self, width: int, hidden_size: int, vocab_size: int, blank_id: int):
         super().__init__()
         self.projection = nn.Linear(width, hidden_size)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.blank_embedding = nn.Parameter(torch.zeros(hidden_size))
+        self.blank_id = blank_id
 
     def reset_parameters(self):
         self.projection.reset_parameters()
         nn.init.zeros_(self.bias)
+        nn.init.zeros_(self.blank_embedding)
 
     def forward(self, hidden: torch.Tensor, table: torch.Tensor, rows: torch.Tensor | None = None):
         table, bias = table.detach(), self.bias
+        ids = torch.arange(bias.shape[0], device=bias.device) if rows is None else rows
         if rows is not None:
             table, bias = table[rows], bias[rows]
         projected = self.projection(hidden.to(self.projection.weight.dtype))
-        return F.linear(projected, table.to(projected.dtype), bias.to(projected.dtype))
+        logits = F.linear(projected, table.to(projected.dtype), bias.to(projected.dtype))
+        blank = projected @ self.blank_embedding.to(projected.dtype) + self.bias[self.blank_id].to(projected.dtype)
+        return torch.where(ids == self.blank_id, blank[..., None], logits)
 
 
 def build_ctc_head(config: SpeechLLMConfig) -> nn.Module | None:
@@ -431,7 +441,9 @@ def build_ctc_head(config: SpeechLLMConfig) -> nn.Module | None:
     if kind == "vocabulary":
         return VocabularyCTCHead(config.mapper_widths[0], config.text_config.vocab_size)
     if kind == "embedding":
-        return EmbeddingCTCHead(config.mapper_widths[0], config.text_config.hidden_size, config.text_config.vocab_size)
+        return EmbeddingCTCHead(
+            config.mapper_widths[0], config.text_config.hidden_size, config.text_config.vocab_size, config.mapper_pad_token_id
+        )
     return None
 
 
@@ -467,9 +479,10 @@ class SpeechLLMPreTrainedModel(PreTrainedModel):
 
 
 def init_ctc_head_bias(module: nn.Module):
-    """The compact CTC head's per-token bias (a bare Parameter, which transformers' generic init does not know)."""
+    """The compact CTC head's bias and blank vector (bare Parameters, which transformers' generic init does not know)."""
     if isinstance(module, EmbeddingCTCHead):
         hf_init.zeros_(module.bias)
+        hf_init.zeros_(module.blank_embedding)
 
 
 @dataclass
@@ -519,6 +532,7 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
             with torch.no_grad():
                 if isinstance(old, EmbeddingCTCHead):
                     self.ctc_head.projection.load_state_dict(old.projection.state_dict())
+                    self.ctc_head.blank_embedding.copy_(old.blank_embedding)
                 else:
                     self.ctc_head.weight[:rows] = old.weight[:rows]
                 self.ctc_head.bias[:rows] = old.bias[:rows]

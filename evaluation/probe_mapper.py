@@ -1,7 +1,7 @@
 """What the SpeechMapper carries before any LLM layer reads it: two LLM-free readings of its output, scored by WER.
 
-- ctc: the 2026 CTC head after mapper block 1, best path (repeats merged, blanks dropped); only for checkpoints
-  trained with that loss.
+- ctc: the CTC head after mapper block 1 (the 2026 vocabulary head or the compact one), best path (repeats merged,
+  blanks dropped); only for checkpoints that have one.
 - nearest_embedding: each mapper output vector read as the LLM vocabulary row closest in cosine, the reserved pad
   token dropped: how far stage A got towards its target (the transcript's embedding rows, then padding).
 
@@ -55,7 +55,7 @@ def read_mapper(model, processor, audios: list) -> dict[str, list[list[int]]]:
     pad_id = model.config.mapper_pad_token_id
     readings = {"nearest_embedding": nearest_embedding_ids(audio.embeddings, audio.lengths, model.get_input_embeddings().weight, pad_id)}
     if model.ctc_head is not None:
-        logits = model.ctc_head(audio.first_block_hidden.to(model.ctc_head.weight.dtype))
+        logits = model.ctc_head(audio.first_block_hidden, model.get_input_embeddings().weight)
         readings["ctc"] = ctc_best_path(logits, audio.first_block_lengths, pad_id)
     return readings
 

@@ -44,7 +44,8 @@ def test_the_tiny_checkpoint_has_a_compact_head(tiny):
     model, _ = tiny
     assert isinstance(model.ctc_head, EmbeddingCTCHead)
     config = model.config
-    expected = config.mapper_widths[0] * config.text_config.hidden_size + config.text_config.hidden_size + config.text_config.vocab_size
+    hidden = config.text_config.hidden_size
+    expected = config.mapper_widths[0] * hidden + hidden + config.text_config.vocab_size + hidden  # + the blank's vector
     assert sum(p.numel() for p in model.ctc_head.parameters()) == expected
 
 
