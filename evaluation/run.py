@@ -38,7 +38,7 @@ from pipeline_speechllm import task_instruction
 from processing_speechllm import load_audio
 from training.checkpoints import model_fingerprint
 from training.data import usable_rows_of_tasks
-from training.model_card import record_results
+from training.model_card import keep_results, record_results
 from training.sources import DataError, parse_source
 from training.threads import add_threads_argument, use_threads
 
@@ -349,8 +349,10 @@ def evaluate_model(
     per_task=None,
     source_options=None,
     decoding=None,
+    keep_in=None,
 ):
-    """`decoding`: {"ctc_weight", "num_beams"} for the transcription rows, where not the checkpoint's own."""
+    """`decoding`: {"ctc_weight", "num_beams"} for the transcription rows, where not the checkpoint's own; `keep_in`:
+    a results file kept beside shipped weights, which every build of them puts in its model card."""
     from transformers import pipeline
 
     pipe = pipeline("speech-instruct", model=model_dir)
@@ -397,6 +399,9 @@ def evaluate_model(
     plot(results, os.path.join(output_dir, "results.png"))
     print(table)
     print(comet_note)
+    if keep_in:
+        keep_results(keep_in, data_name(data, source_options or {}), results["systems"]["speechllm"]["scores"], results["decoding"])
+        print(f"scores kept in {keep_in}")
     if os.path.exists(os.path.join(model_dir, "config.json")):  # a local checkpoint: its model card gets the scores
         try:
             card = record_results(model_dir, data_name(data, source_options or {}), results["systems"]["speechllm"]["scores"])
@@ -444,6 +449,8 @@ def main():
     parser.add_argument("--ctc_weight", type=float,
                         help="transcription: λ of joint CTC/LLM decoding (0: the LLM alone); default: the checkpoint's")
     parser.add_argument("--num_beams", type=int, help="transcription: the beam size; default: the checkpoint's")
+    parser.add_argument("--keep_in", help="also keep the scores in this results file (default_model/results.json: the "
+                                          "shipped default's, which every build of it puts in its model card)")
     add_threads_argument(parser)
     args = parser.parse_args()
     use_threads(args.threads, "evaluation.run")
@@ -455,7 +462,7 @@ def main():
         evaluate_model(
             args.model, args.data, args.output_dir, args.whisper_reference, args.batch_size, args.max_new_tokens,
             args.limit, args.text_ceiling, args.rtf_batch_sizes, args.rtf_clips, args.translate_to, args.per_task,
-            source_options, {"ctc_weight": args.ctc_weight, "num_beams": args.num_beams},
+            source_options, {"ctc_weight": args.ctc_weight, "num_beams": args.num_beams}, args.keep_in,
         )
     except DataError as error:  # unusable data: the message says which source and the fix; no traceback
         raise SystemExit(f"evaluation.run: {error}")

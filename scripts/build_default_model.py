@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from conversion import parts
 from scripts.build_from_parts import build_from_parts
-from training.model_card import write_model_card
+from training.model_card import record_kept_results, write_model_card
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,6 +30,10 @@ WEIGHTS_DIR = os.path.join(ROOT, "default_model")
 
 DEFAULT_SETTINGS = os.path.join(WEIGHTS_DIR, "settings.json")
 DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "weights.safetensors")
+DEFAULT_RESULTS = os.path.join(WEIGHTS_DIR, "results.json")  # what the shipped weights measure: evaluation.run --keep_in
+# The CTC head fitted on the shipped mapper (configs/multilingual_stage_c_real_ctc_head.yaml): a file of its own, so
+# that fitting it did not rewrite the 40 MB of mapper and LoRA that it reads.
+DEFAULT_CTC_HEAD = os.path.join(WEIGHTS_DIR, "ctc_head.safetensors")
 
 
 def default_settings(path: str = DEFAULT_SETTINGS) -> dict:
@@ -67,6 +71,8 @@ def build_default(outdir: str, base_only: bool = False, settings_path: str = DEF
         if lora:
             model.enable_lora(**lora)
         trained = {key: value.float() for key, value in load_file(weights_file).items()}
+        if weights_file == DEFAULT_WEIGHTS and os.path.exists(DEFAULT_CTC_HEAD):
+            trained.update(load_file(DEFAULT_CTC_HEAD))
         missing = set(trained) - set(model.state_dict())
         if missing:
             raise ValueError(f"the shipped weights do not fit this model: {sorted(missing)[:3]}...")
@@ -74,6 +80,8 @@ def build_default(outdir: str, base_only: bool = False, settings_path: str = DEF
     model.save_pretrained(outdir)
     processor.save_pretrained(outdir)
     write_model_card(outdir, None if base_only else settings.get("training", {}))
+    if not base_only and weights_file == DEFAULT_WEIGHTS:
+        record_kept_results(outdir, DEFAULT_RESULTS)
     return model, processor
 
 
@@ -89,7 +97,7 @@ def built_default(outdir: str) -> str:
     is kept beside it); without shipped weights, the untrained composition (same shapes, same cost)."""
     weights = DEFAULT_WEIGHTS
     digest = hashlib.sha256()
-    for path in (DEFAULT_SETTINGS, weights):
+    for path in (DEFAULT_SETTINGS, weights, DEFAULT_CTC_HEAD, DEFAULT_RESULTS):
         if os.path.exists(path):
             with open(path, "rb") as handle:
                 digest.update(handle.read())

@@ -261,3 +261,32 @@ def test_paired_bootstrap_refuses_files_of_other_clips_or_systems(tmp_path):
         main([f"{a}:ctc", f"{b}:ctc"])
     with pytest.raises(SystemExit, match="no predictions of 'speechllm'; its systems: ctc"):
         main([f"{a}:speechllm", f"{a}:ctc"])
+
+
+def test_scores_kept_beside_shipped_weights_reach_the_card_of_every_build(tiny_checkpoint, tmp_path):
+    """evaluation.run --keep_in FILE keeps one entry per data (a rerun replaces it, with its decoding); a build of the
+    shipped weights puts them in its model card's model-index (a fresh default said "Not evaluated yet")."""
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    from evaluation.run import evaluate_model
+    from training.model_card import read_kept_results, record_kept_results
+
+    arctic = os.path.join(ROOT, "assets", "arctic_a0007.wav")
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "audio": arctic, "transcript": "And you always want to see it.", "task": "asr"}))
+    kept = tmp_path / "results.json"
+    for ctc_weight in (0.0, 0.5):
+        evaluate_model(tiny_checkpoint, str(manifest), str(tmp_path / f"out{ctc_weight}"), max_new_tokens=4,
+                       decoding={"ctc_weight": ctc_weight, "num_beams": 2}, keep_in=str(kept))
+    entries = read_kept_results(str(kept))
+    assert len(entries) == 1 and entries[0]["decoding"] == {"ctc_weight": 0.5, "num_beams": 2}
+    assert "wer" in entries[0]["scores"]["asr/en"]
+    build = tmp_path / "build"
+    shutil.copytree(tiny_checkpoint, build)
+    (build / "README.md").unlink(missing_ok=True)
+    record_kept_results(str(build), str(kept))
+    results = ModelCard.load(build / "README.md").data.eval_results
+    assert [(r.metric_type, r.dataset_name) for r in results] == [("wer", entries[0]["data"])]
+    assert results[0].metric_value == round(entries[0]["scores"]["asr/en"]["wer"] * 100, 2)

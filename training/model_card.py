@@ -131,6 +131,32 @@ def record_results(checkpoint: str, dataset_name: str, scores: dict) -> str:
     return path
 
 
+def keep_results(path: str, dataset_name: str, scores: dict, decoding: dict | None = None):
+    """Add one evaluation's scores to a results file kept beside shipped weights (default_model/results.json), replacing
+    an earlier one on the same data: the model card of every build of those weights then carries them."""
+    kept = read_kept_results(path)
+    kept = [entry for entry in kept if entry["data"] != dataset_name]
+    kept.append({"data": dataset_name, "scores": scores, **({"decoding": decoding} if decoding else {})})
+    with open(path, "w") as handle:
+        json.dump(sorted(kept, key=lambda entry: entry["data"]), handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+
+
+def read_kept_results(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def record_kept_results(checkpoint: str, path: str) -> str | None:
+    """The card of a checkpoint built from shipped weights, with the scores kept for those weights."""
+    card = None
+    for entry in read_kept_results(path):
+        card = record_results(checkpoint, entry["data"], entry["scores"])
+    return card
+
+
 def eval_results(dataset_name: str, scores: dict) -> list[EvalResult]:
     results = []
     for group, values in sorted(scores.items()):
