@@ -714,27 +714,65 @@ class SpeechLLMForConditionalGeneration(SpeechLLMPreTrainedModel, GenerationMixi
     def generate(self, *args, ctc_weight: float = 0.0, ctc_candidates: int = 8, **kwargs):
         """`GenerationMixin.generate`, plus joint CTC/LLM scoring (ctc_decoding.py) when `ctc_weight` > 0: each step
         the LLM's `ctc_candidates` best tokens are rescored with the CTC prefix score of the audio, under greedy or
-        beam search (`num_beams`). `ctc_weight=0` is plain `generate`, token for token."""
-        if not ctc_weight:
-            return super().generate(*args, **kwargs)
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        beam search (`num_beams`). `ctc_weight=0` is plain `generate`, token for token. Beam search runs the prompt
+        (audio included) once per clip, not once per beam."""
+        if args:
+            kwargs["input_ids"] = args[0]
+            args = args[1:]
+        input_ids = kwargs.get("input_ids")
+        generation_config = kwargs.get("generation_config") or self.generation_config
+        num_beams = kwargs.get("num_beams") or generation_config.num_beams or 1
+        if ctc_weight:
+            kwargs["logits_processor"] = LogitsProcessorList([*(kwargs.get("logits_processor") or []),
+                                                              self.ctc_scorer(kwargs, generation_config, num_beams, ctc_weight, ctc_candidates)])
+        if num_beams > 1 and kwargs.get("input_features") is not None and kwargs.get("past_key_values") is None \
+                and kwargs.get("use_cache", True) and input_ids is not None:
+            kwargs = self.prefilled_for_beams(kwargs, num_beams)
+        return super().generate(*args, **kwargs)
+
+    def ctc_scorer(self, kwargs, generation_config, num_beams, ctc_weight, ctc_candidates) -> CTCPrefixLogitsProcessor:
+        input_ids = kwargs.get("input_ids")
         if input_ids is None or kwargs.get("input_features") is None:
             raise ValueError("ctc_weight > 0 needs input_ids and input_features (the audio the CTC head reads)")
-        if kwargs.get("input_features").shape[0] != input_ids.shape[0]:
+        if kwargs["input_features"].shape[0] != input_ids.shape[0]:
             raise ValueError("ctc_weight > 0 takes one clip per prompt (not long_audio='one_prompt' windows)")
-        generation_config = kwargs.get("generation_config") or self.generation_config
         eos = kwargs.get("eos_token_id", generation_config.eos_token_id)
-        scorer = CTCPrefixLogitsProcessor(
+        return CTCPrefixLogitsProcessor(
             self.ctc_log_probs(kwargs["input_features"], kwargs["input_features_mask"]),
             blank_id=self.config.mapper_pad_token_id,
             eos_token_ids=[eos] if isinstance(eos, int) else list(eos or []),
             prompt_length=input_ids.shape[1],
-            num_beams=kwargs.get("num_beams", generation_config.num_beams) or 1,
+            num_beams=num_beams,
             weight=ctc_weight,
             candidates=ctc_candidates,
         )
-        kwargs["logits_processor"] = LogitsProcessorList([*(kwargs.get("logits_processor") or []), scorer])
-        return super().generate(*args, **kwargs)
+
+    @torch.no_grad()
+    def prefilled_for_beams(self, kwargs: dict, num_beams: int) -> dict:
+        """The prompt but its last token run once per clip (the audio scattered in), its KV cache copied to each beam:
+        `generate` would otherwise expand the prompt to every beam first and run the encoder, mapper and LLM prefill
+        `num_beams` times. Positions follow the attention mask, as `generate` computes them for left-padded rows."""
+        kwargs = dict(kwargs)
+        input_ids = kwargs["input_ids"]
+        attention_mask = kwargs.get("attention_mask")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        prefix_mask = attention_mask[:, :-1]
+        position_ids = (prefix_mask.long().cumsum(-1) - 1).clamp(min=0)
+        outputs = self(
+            input_ids=input_ids[:, :-1],
+            input_features=kwargs.pop("input_features"),
+            input_features_mask=kwargs.pop("input_features_mask"),
+            attention_mask=prefix_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache = outputs.past_key_values
+        cache.batch_repeat_interleave(num_beams)
+        kwargs["past_key_values"] = cache
+        kwargs["attention_mask"] = attention_mask
+        return kwargs
 
     def prepare_inputs_for_generation(self, *args, is_first_iteration=False, **kwargs):
         input_features = kwargs.pop("input_features", None)

@@ -169,3 +169,29 @@ def test_stage_c_keeps_the_ctc_head_trained(tiny):
     torch.testing.assert_close(joined.loss, without.loss + 0.3 * joined.ctc_loss)
     assert model.ctc_head.projection.weight.grad is not None and model.ctc_head.projection.weight.grad.abs().sum() > 0
     model.zero_grad()
+
+
+@pytest.mark.parametrize("ctc_weight", [0.0, 0.4])
+def test_beam_search_runs_the_prompt_once_and_decodes_as_generate_does(tiny, ctc_weight):
+    """The prompt (audio included) prefilled once per clip and its cache copied to the beams gives the tokens that
+    transformers' own generate gives, which runs the whole prompt for every beam (left-padded rows of two clips)."""
+    from transformers import GenerationMixin, LogitsProcessorList
+
+    model, processor = tiny
+    inputs = transcribe_inputs(processor, [make_audio(1.1, seed=11), make_audio(2.4, seed=12)])
+    settings = dict(max_new_tokens=6, min_new_tokens=6, num_beams=3, do_sample=False)
+    calls = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs.get("input_features") is not None),
+                                           with_kwargs=True)
+    try:
+        with torch.no_grad():
+            shared = model.generate(**inputs, **settings, ctc_weight=ctc_weight, ctc_candidates=6)
+    finally:
+        hook.remove()
+    assert calls.count(True) == 1  # the audio went through the model once, for all beams
+    processors = LogitsProcessorList()
+    if ctc_weight:
+        processors.append(model.ctc_scorer(dict(inputs), model.generation_config, 3, ctc_weight, 6))
+    with torch.no_grad():
+        reference = GenerationMixin.generate(model, **inputs, **settings, logits_processor=processors)
+    assert shared[:, -6:].tolist() == reference[:, -6:].tolist()
