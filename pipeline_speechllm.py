@@ -189,18 +189,21 @@ class SpeechInstructPipeline(Pipeline):
             forward["streamer"] = streamer
         if audio_mode is not None:
             forward["audio_mode"] = audio_mode
-        forward.update(self.decoding_settings(task, ctc_weight, num_beams))
+        forward.update(self.decoding_settings(task, ctc_weight, num_beams, streaming=streamer is not None))
         if word_timestamps:
             forward["word_timestamps"] = True
         return preprocess, forward, {}
 
-    def decoding_settings(self, task, ctc_weight, num_beams) -> dict:
+    def decoding_settings(self, task, ctc_weight, num_beams, streaming: bool = False) -> dict:
         """`ctc_weight` and `num_beams` as given, else the config's for transcription (transcribe_ctc_weight,
-        transcribe_num_beams); nothing for the other tasks, which decode greedily with the LLM alone."""
+        transcribe_num_beams); nothing for the other tasks, which decode greedily with the LLM alone. A streamer
+        follows one hypothesis: streamed transcription keeps the CTC weight and searches greedily."""
         config = self.model.config
+        if streaming and num_beams and num_beams > 1:
+            raise ValueError("a streamer follows one hypothesis: stream with num_beams=1 (or do not stream)")
         if task == "transcribe":
             ctc_weight = config.transcribe_ctc_weight if ctc_weight is None else ctc_weight
-            num_beams = config.transcribe_num_beams if num_beams is None else num_beams
+            num_beams = (1 if streaming else config.transcribe_num_beams) if num_beams is None else num_beams
         settings = {}
         if ctc_weight:
             if self.model.ctc_head is None:

@@ -69,7 +69,12 @@ class Responder:
         yield self.pipe.join(texts, target), self.status(duration, started, len(bounds), len(bounds), done=True)
 
     def stream(self, clip, mode: str, request: dict):
-        """The text of one generation as it grows, token piece by token piece."""
+        """The text of one generation as it grows, token piece by token piece; a transcript decoded by beam search
+        (the checkpoint's transcribe_num_beams) comes whole when it is done, since its beams are not one text."""
+        if request.get("task") == "transcribe" and self.pipe.model.config.transcribe_num_beams > 1:
+            yield self.pipe(clip, sampling_rate=self.pipe.processor.sampling_rate, long_audio=mode,
+                            max_new_tokens=self.max_new_tokens, **{k: v for k, v in request.items() if v is not None})
+            return
         streamer = TextIteratorStreamer(self.pipe.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         failures = []
 

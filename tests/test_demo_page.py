@@ -106,3 +106,23 @@ def test_a_click_without_what_it_needs_is_a_message_on_the_page(seamless_checkpo
     not_audio = os.path.join(ROOT, "README.md")
     with pytest.raises(gr.Error, match="README.md"):
         next(responder.respond("transcribe", not_audio, "de", "", ""))
+
+
+def test_a_beam_searched_transcript_comes_whole_and_equals_the_pipelines(seamless_checkpoint, tmp_path):
+    """With transcribe_num_beams > 1 the page cannot stream one hypothesis: it shows the pipeline's transcript."""
+    from transformers import pipeline
+
+    from scripts.demo_page import Responder
+
+    pipe = pipeline("speech-instruct", model=seamless_checkpoint)
+    pipe.model.config.transcribe_num_beams, pipe.model.config.transcribe_ctc_weight = 3, 0.3
+    path = str(tmp_path / "clip.wav")
+    soundfile.write(path, real_recording_with_pauses(rounds=1)[0][: 3 * RATE], RATE)
+    try:
+        updates = list(Responder(pipe, max_new_tokens=5).respond("transcribe", path, "de", "", "", progress=lambda *a, **k: None))
+        expected = pipe(path, task="transcribe", max_new_tokens=5)
+    finally:
+        pipe.model.config.transcribe_num_beams, pipe.model.config.transcribe_ctc_weight = 1, 0.0
+    assert updates[-1][0] == expected and updates[-1][1].startswith("done")
+    with pytest.raises(ValueError, match="streamer follows one hypothesis"):
+        pipe(path, task="transcribe", num_beams=2, streamer=object(), max_new_tokens=2)
