@@ -173,7 +173,16 @@ def test_stage_a_loss_matches_its_definition(tiny):
         pad_sq.append(squared[len(tokens) + 1 :])
         cosines.append(torch.cosine_similarity(produced, target, dim=-1)[: len(tokens) + 1])
     expected = alpha * torch.cat(word_sq).mean() + (10 - alpha) * torch.cat(pad_sq).mean() - gamma * torch.cat(cosines).mean()
-    assert torch.allclose(out.loss, expected, atol=1e-5), (out.loss, expected)
+    # + the CTC term of the checkpoint's compact head (block 1, over the whole vocabulary, the mapper's pad as blank)
+    with torch.no_grad():
+        audio = model.get_audio_features(features["input_features"], features["input_features_mask"])
+        log_probs = model.ctc_head(audio.first_block_hidden, table).log_softmax(-1).transpose(0, 1)
+    lengths = (transcript_ids != -100).sum(-1)
+    ctc = torch.nn.functional.ctc_loss(log_probs, transcript_ids.clamp(min=0), audio.first_block_lengths, lengths,
+                                       blank=model.config.mapper_pad_token_id, zero_infinity=True)
+    expected = expected + model.config.ctc_weight * ctc
+    assert torch.allclose(out.parts["ctc"], ctc, atol=1e-5)
+    assert torch.allclose(out.loss, expected, atol=1e-4), (out.loss, expected)
 
 
 def test_transcript_longer_than_the_mapper_output_is_a_clear_error(tiny):
@@ -187,6 +196,7 @@ def test_2026_stage_a_loss_trains_the_ctc_head(tiny):
     model, processor = tiny
     config = copy.deepcopy(model.config)
     config.stage_a_loss = "l1_cosine_contrastive_ctc"
+    config.ctc_head = "vocabulary"  # the 2026 paper's head over the whole vocabulary
     model_2026 = SpeechLLMForConditionalGeneration(config)
     features, transcript_ids = stage_a_batch(processor, ["the fox", "speech"], [2.0, 1.5])
     out = model_2026.stage_a_loss(features["input_features"], features["input_features_mask"], transcript_ids)
@@ -201,6 +211,7 @@ def test_2026_loss_over_a_sampled_vocabulary_uses_only_the_targets_and_the_sampl
     model, processor = tiny
     config = copy.deepcopy(model.config)
     config.stage_a_loss = "l1_cosine_contrastive_ctc"
+    config.ctc_head = "vocabulary"  # the 2026 paper's head over the whole vocabulary
     torch.manual_seed(0)
     full_model = SpeechLLMForConditionalGeneration(config)
     sampled_config = copy.deepcopy(config)
