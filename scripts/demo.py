@@ -49,7 +49,7 @@ def main():
 
         checkpoint = args.checkpoint or built_default(os.path.join(outputs, "default"))
         if not args.checkpoint:
-            print("The embedded default is a small CPU-trained model, far from Whisper on real speech (49 % WER on "
+            print("The embedded default is a small CPU-trained model, far from Whisper on real speech (34 % WER on "
                   "the project's real recordings, Whisper tiny.en 6 %); its translations and answers follow what it heard: "
                   "default_model/TRIALS.md says what it measures.")
     question = args.question or (ARCTIC.question if args.audio == ARCTIC.audio else "What is the speaker talking about?")
