@@ -79,6 +79,9 @@ def build_default(outdir: str, base_only: bool = False, settings_path: str = DEF
         model.load_state_dict(trained, strict=False)
     model.save_pretrained(outdir)
     processor.save_pretrained(outdir)
+    stale_card = os.path.join(outdir, "README.md")
+    if os.path.exists(stale_card):  # scores measured on what was built here before are not these weights' scores
+        os.remove(stale_card)
     write_model_card(outdir, None if base_only else settings.get("training", {}))
     if not base_only and weights_file == DEFAULT_WEIGHTS:
         record_kept_results(outdir, DEFAULT_RESULTS)

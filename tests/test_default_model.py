@@ -26,7 +26,27 @@ def test_the_built_default_carries_the_shipped_weights(default_dir):
     with open(os.path.join(default_dir, "config.json")) as handle:
         config = json.load(handle)
     with open(os.path.join(WEIGHTS_DIR, "settings.json")) as handle:
-        assert config["lora"] == json.load(handle)["lora"]
+        settings = json.load(handle)
+    assert config["lora"] == settings["lora"]
+    # the CTC head fitted on that mapper, and the decoding the settings choose for transcripts
+    head = load_file(os.path.join(WEIGHTS_DIR, "ctc_head.safetensors"))
+    assert set(head) == {"ctc_head.projection.weight", "ctc_head.projection.bias", "ctc_head.bias", "ctc_head.blank_embedding"}
+    with safe_open(os.path.join(default_dir, "model.safetensors"), framework="pt") as built:
+        for name, value in head.items():
+            assert torch.equal(built.get_tensor(name), value), name
+    assert config["transcribe_ctc_weight"] == settings["config"]["transcribe_ctc_weight"] > 0
+
+
+def test_the_built_defaults_card_carries_the_scores_kept_for_its_weights(default_dir):
+    from huggingface_hub import ModelCard
+
+    from training.model_card import read_kept_results
+
+    kept = read_kept_results(os.path.join(WEIGHTS_DIR, "results.json"))
+    card = ModelCard.load(os.path.join(default_dir, "README.md"))
+    wers = {r.dataset_name: r.metric_value for r in card.data.eval_results if r.metric_type == "wer"}
+    assert wers and wers == {e["data"]: round(e["scores"]["asr/en"]["wer"] * 100, 2) for e in kept if "asr/en" in e["scores"]}
+    assert "Not evaluated yet" not in card.text
 
 
 def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_dir, tmp_path):
