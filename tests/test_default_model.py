@@ -109,8 +109,10 @@ def test_a_snapshot_of_trained_weights_rebuilds_the_same_checkpoint(default_dir,
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_default_weights.py"), default_dir,
                     "--output", str(snapshot)], check=True, capture_output=True, timeout=600)
     shipped = load_file(os.path.join(WEIGHTS_DIR, "weights.safetensors"))
+    head = load_file(os.path.join(WEIGHTS_DIR, "ctc_head.safetensors"))  # kept apart from the mapper + LoRA it reads
     exported = load_file(str(snapshot))
-    assert exported.keys() == shipped.keys() and all(torch.equal(exported[k], shipped[k]) for k in shipped)
+    assert exported.keys() == shipped.keys() | head.keys() and all(torch.equal(exported[k], shipped[k]) for k in shipped)
+    assert all(torch.equal(exported[k], head[k].half()) for k in head)
     with safe_open(str(snapshot), framework="pt") as handle:
         lora = json.loads(handle.metadata()["lora"])
     with open(os.path.join(WEIGHTS_DIR, "settings.json")) as handle:

@@ -9,13 +9,15 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 
 import pytest
 from conftest import ROOT
 from test_train import run_stage
 
 PACKAGES = ("training", "evaluation", "synthesis", "conversion", "bench", "scripts", "serving")
-TOP_LEVEL = ("configuration_speechllm", "modeling_speechllm", "processing_speechllm", "pipeline_speechllm", "long_audio", "train")
+with open(os.path.join(ROOT, "pyproject.toml"), "rb") as _handle:  # the top-level modules the package declares
+    TOP_LEVEL = tuple(tomllib.load(_handle)["tool"]["setuptools"]["py-modules"])
 
 
 def project_modules() -> dict[str, str]:
