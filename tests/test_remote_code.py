@@ -126,10 +126,15 @@ LOAD_SAVE_RELOAD = textwrap.dedent(
 )
 
 
-def test_a_model_loaded_through_remote_code_saves_a_copy_that_loads_the_same_way(tiny_checkpoint, tmp_path):
+def test_a_model_loaded_through_remote_code_saves_a_copy_that_loads_the_same_way(tiny, tmp_path):
     """Issue 42: save_pretrained of a remote-code model looked for processing_speechllm.py in transformers' module
-    cache, which holds only what the model class imports, and stopped with FileNotFoundError."""
+    cache, which holds only what the model class imports, and stopped with FileNotFoundError (any encoder: one here)."""
     from modeling_speechllm import REMOTE_CODE_FILES
+
+    model, processor = tiny
+    tiny_checkpoint = str(tmp_path / "tiny")
+    model.save_pretrained(tiny_checkpoint)
+    processor.save_pretrained(tiny_checkpoint)
 
     audio_path = tmp_path / "audio.npy"
     np.save(audio_path, make_audio(1.5, seed=7))
