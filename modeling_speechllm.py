@@ -475,10 +475,10 @@ class SpeechLLMPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         super()._init_weights(module)
-        init_ctc_head_bias(module)
+        init_ctc_head_parameters(module)
 
 
-def init_ctc_head_bias(module: nn.Module):
+def init_ctc_head_parameters(module: nn.Module):
     """The compact CTC head's bias and blank vector (bare Parameters, which transformers' generic init does not know)."""
     if isinstance(module, EmbeddingCTCHead):
         hf_init.zeros_(module.bias)

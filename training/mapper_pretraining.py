@@ -21,7 +21,7 @@ from modeling_speechllm import (
     locate_checkpoint_tensors,
     SpeechMapper,
     build_ctc_head,
-    init_ctc_head_bias,
+    init_ctc_head_parameters,
     mark_for_remote_code,
     read_checkpoint_tensors,
     safetensors_files,
@@ -81,7 +81,7 @@ class SpeechMapperForPretraining(PreTrainedModel):
 
     def _init_weights(self, module):
         super()._init_weights(module)
-        init_ctc_head_bias(module)
+        init_ctc_head_parameters(module)
 
     def fit_ctc_head_only(self):
         """Train the CTC head alone on this checkpoint's mapper, which stays frozen and in eval mode (no dropout, no
