@@ -20,10 +20,6 @@ from transformers import LogitsProcessor
 NEG_INF = float("-inf")
 
 
-def log_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.logaddexp(a, b)
-
-
 class CTCPrefixScorer:
     """CTC prefix scores of one clip's frame log-probabilities (T, V), blank at `blank_id`.
 
@@ -47,7 +43,7 @@ class CTCPrefixScorer:
         token_ids = torch.tensor(tokens, dtype=torch.long)
         emit = self.log_probs[:, token_ids]  # (T, K)
         blank = self.log_probs[:, self.blank_id][:, None]
-        prefix_total = log_add(r_n_prev, r_b_prev)[:, None].expand(frames, count)
+        prefix_total = torch.logaddexp(r_n_prev, r_b_prev)[:, None].expand(frames, count)
         # A repeated token needs a blank between: only the paths ending in blank can emit it again.
         repeat = (token_ids == last)[None, :] if last is not None else torch.zeros(1, count, dtype=torch.bool)
         phi = torch.where(repeat, r_b_prev[:, None].expand(frames, count), prefix_total)
@@ -56,8 +52,8 @@ class CTCPrefixScorer:
         if last is None:  # the empty prefix: the first token may start at frame 0
             r_n[0] = emit[0]
         for t in range(1, frames):
-            r_n[t] = log_add(r_n[t - 1], phi[t - 1]) + emit[t]
-            r_b[t] = log_add(r_b[t - 1], r_n[t - 1]) + blank[t]
+            r_n[t] = torch.logaddexp(r_n[t - 1], phi[t - 1]) + emit[t]
+            r_b[t] = torch.logaddexp(r_b[t - 1], r_n[t - 1]) + blank[t]
         # ψ: the token is first emitted at some frame t, after the prefix was complete at t − 1.
         starts = phi[:-1] + emit[1:]
         first = emit[0] if last is None else torch.full((count,), NEG_INF)
@@ -69,7 +65,7 @@ class CTCPrefixScorer:
     def final_score(state) -> float:
         """log p_CTC(prefix) as the whole reading: the prefix complete at the last frame."""
         r_n, r_b, _, _ = state
-        return float(log_add(r_n[-1], r_b[-1]))
+        return float(torch.logaddexp(r_n[-1], r_b[-1]))
 
 
 class CTCPrefixLogitsProcessor(LogitsProcessor):

@@ -891,18 +891,17 @@ def copy_remote_code(save_directory: str, loaded_from: str | None = None):
     Each file is taken from beside this module, else from where the model was loaded: transformers' module cache holds
     only the files the model class imports (not the processor's or the pipeline's), so a model loaded through remote
     code finds the rest in its checkpoint directory (or its Hub repository)."""
-    origins = [os.path.dirname(os.path.abspath(__file__))]
     for name in REMOTE_CODE_FILES:
         target = os.path.join(save_directory, name)
-        source = remote_code_file(name, origins, loaded_from)
+        source = remote_code_file(name, loaded_from)
         if os.path.abspath(source) != os.path.abspath(target):
             shutil.copyfile(source, target)
 
 
-def remote_code_file(name: str, origins: list[str], loaded_from: str | None) -> str:
-    for directory in origins:
-        if os.path.exists(os.path.join(directory, name)):
-            return os.path.join(directory, name)
+def remote_code_file(name: str, loaded_from: str | None) -> str:
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    if os.path.exists(beside):
+        return beside
     if loaded_from and os.path.isdir(loaded_from) and os.path.exists(os.path.join(loaded_from, name)):
         return os.path.join(loaded_from, name)
     if loaded_from and not os.path.isdir(loaded_from):
