@@ -45,7 +45,8 @@ from training.data import (
 )
 from training.mapper_pretraining import SpeechMapperForPretraining, StageACollator, fill_feature_cache
 from training.model_card import write_model_card
-from training.sources import parse_source
+from training.base_model import compose_base_model, parse_model_config
+from training.sources import parse_source, with_stand_in
 from training.threads import use_threads
 from training.trainer import SpeechLLMTrainer, plot_loss_curves
 from training.zero import whole_tensors_while_building
@@ -65,8 +66,26 @@ COMMON_DEFAULTS = {"remove_unused_columns": False, "logging_steps": 10, "report_
 @dataclass
 class RecipeArguments:
     stage: str = field(metadata={"help": "mapper (A) | text (B) | joint (C)", "choices": STAGES})
-    model_name_or_path: str = field(metadata={"help": "a speechllm checkpoint directory (e.g. scripts/build_from_parts.py)"})
-    train_file: list[str] = field(
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "a speechllm checkpoint directory (e.g. scripts/build_from_parts.py); or give "
+                                        "--encoder_name_or_path and --llm_name_or_path to compose one from its parts"}
+    )
+    encoder_name_or_path: str | None = field(
+        default=None, metadata={"help": "the pretrained speech encoder (Hub id or path) to compose the model from"}
+    )
+    llm_name_or_path: str | None = field(default=None, metadata={"help": "the pretrained causal LM (Hub id or path), likewise"})
+    model_config: str | None = field(
+        default=None,
+        metadata={"help": "SpeechLLMConfig values of the composed model, as a JSON object (a mapping in a YAML file); "
+                          "given as a flag after a file, its keys override the file's (training/base_model.py)"},
+    )
+    stand_in: list[str] | None = field(
+        default=None,
+        metadata={"help": "SOURCE=PATH ...: read PATH wherever a data source names SOURCE (a Hub id or path), its other "
+                          "options kept: a recipe tried on small local copies of its corpora"},
+    )
+    train_file: list[str] | None = field(
+        default=None,
         metadata={"help": "data sources, mixed: a manifest (.jsonl/.csv/.tsv), a dataset directory (saved, audiofolder, "
                           "parquet), a Hub id, or a JSON object naming one with its options (training/sources.py)"}
     )
@@ -138,7 +157,14 @@ def parse_arguments(argv: list[str]) -> tuple[RecipeArguments, TrainingArguments
     """Command-line flags, or a YAML/JSON file of them followed by flags that override it; the stage's defaults fill
     every flag not given."""
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
-        argv = file_as_flags(read_config_file(argv[0])) + argv[1:]
+        values = read_config_file(argv[0])
+        argv = argv[1:]
+        if "--model_config" in argv and values.get("model_config") is not None:  # a flag's keys override the file's
+            at = argv.index("--model_config")
+            values["model_config"] = {**parse_model_config(values["model_config"]), **parse_model_config(argv[at + 1])}
+            argv = argv[:at] + argv[at + 2 :]
+        argv = file_as_flags(values) + argv
+    argv = argv + cpu_flags_for_bf16(argv)
     parser = HfArgumentParser((RecipeArguments, TrainingArguments))
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--stage")
@@ -148,6 +174,18 @@ def parse_arguments(argv: list[str]) -> tuple[RecipeArguments, TrainingArguments
     check_stage(stage)
     parser.set_defaults(**COMMON_DEFAULTS, **STAGE_DEFAULTS[stage])
     return parser.parse_args_into_dataclasses(argv)
+
+
+def cpu_flags_for_bf16(argv: list[str]) -> list[str]:
+    """["--use_cpu", "True"] where bf16 is asked for on a machine with no GPU and use_cpu is not given: a GPU recipe
+    (bf16: true) then runs here as it is (TrainingArguments refuses bf16 without a GPU unless told use_cpu)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--bf16", default="False")
+    probe.add_argument("--use_cpu", default=None)
+    given = probe.parse_known_args(argv)[0]
+    if given.bf16.lower() in ("true", "1", "yes") and given.use_cpu is None and not torch.cuda.is_available():
+        return ["--use_cpu", "True"]
+    return []
 
 
 def file_as_flags(values: dict) -> list[str]:
@@ -177,6 +215,35 @@ def read_config_file(path: str) -> dict:
         import yaml
 
         return yaml.safe_load(handle)
+
+
+def resolve_starting_checkpoint(recipe, args) -> None:
+    """`model_name_or_path`, composed from the recipe's parts where it names parts instead (training/base_model.py);
+    the data sources with their stand-ins in place."""
+    parts = (recipe.encoder_name_or_path, recipe.llm_name_or_path)
+    if recipe.model_name_or_path and any(parts):
+        raise SystemExit("train.py: give --model_name_or_path, or --encoder_name_or_path and --llm_name_or_path, not both")
+    if not recipe.model_name_or_path:
+        if not all(parts):
+            raise SystemExit("train.py: give --model_name_or_path (a speechllm checkpoint), or both --encoder_name_or_path "
+                             "and --llm_name_or_path to compose one")
+        dtype = "bfloat16" if args.bf16 else "float32"
+        with args.main_process_first(local=True, desc="composing the base checkpoint"):
+            recipe.model_name_or_path = compose_base_model(
+                *parts, parse_model_config(recipe.model_config), args.output_dir, dtype
+            )
+    if recipe.train_file is None:
+        raise SystemExit("train.py: --train_file is required (one or more data sources)")
+    stand_ins = dict(parse_stand_in(entry) for entry in recipe.stand_in or [])
+    recipe.train_file = [with_stand_in(spec, stand_ins) for spec in recipe.train_file]
+    recipe.eval_file = [with_stand_in(spec, stand_ins) for spec in recipe.eval_file] if recipe.eval_file else None
+
+
+def parse_stand_in(entry: str) -> tuple[str, str]:
+    source, sep, path = entry.partition("=")
+    if not (sep and source and path):
+        raise SystemExit(f"train.py: --stand_in takes SOURCE=PATH (got {entry!r})")
+    return source, path
 
 
 def check_stage(stage):
@@ -364,6 +431,7 @@ def main(argv: list[str] | None = None, callbacks=None):
     fall_back_from_emulated_bf16(args)
     transformers.utils.logging.set_verbosity_warning()
     transformers.set_seed(args.seed)  # before any weight is created: new LoRA adapters draw from the RNG
+    resolve_starting_checkpoint(recipe, args)
     processor = SpeechLLMProcessor.from_pretrained(recipe.model_name_or_path)
     parts = mapper_stage(recipe, args, processor) if recipe.stage == "mapper" else instruction_stage(recipe, args, processor)
     # the whole processor, so that every checkpoint-N directory also loads in the pipeline

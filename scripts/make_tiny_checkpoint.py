@@ -1,6 +1,7 @@
 """Write a tiny RANDOM speechllm checkpoint (a few MB) that loads like a real one: for tests and integrators.
 
     python scripts/make_tiny_checkpoint.py OUTDIR [--encoder seamless|whisper|w2v-bert] [--seed 0] [--head-dim 12]
+    python scripts/make_tiny_checkpoint.py OUTDIR --parts     # its encoder and LLM as two parts, to compose from
 
 Its outputs are noise: the weights are random. Everything is built offline (the tokenizer is trained here).
 """
@@ -157,14 +158,35 @@ def build_tiny(kind: str = "seamless", seed: int = 0, head_dim: int = 12):
     return model, SpeechLLMProcessor.for_model_config(feature_extractor, tokenizer, config)
 
 
+def save_parts(model, tokenizer, outdir) -> str:
+    """A speechllm checkpoint's two pretrained parts as they come from the Hub: a full SeamlessM4T-v2 checkpoint (speech
+    encoder under `speech_encoder.`, with its feature extractor) in OUTDIR/encoder, and the causal LM with its
+    tokenizer in OUTDIR/llm; stand-ins for facebook/seamless-m4t-v2-large and an instruct LLM (train.py
+    --encoder_name_or_path / --llm_name_or_path). Returns OUTDIR."""
+    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4Tv2Model
+
+    outdir = str(outdir)
+    SeamlessM4Tv2Model(model.config.encoder_config).save_pretrained(os.path.join(outdir, "encoder"))
+    SeamlessM4TFeatureExtractor().save_pretrained(os.path.join(outdir, "encoder"))
+    model.language_model.save_pretrained(os.path.join(outdir, "llm"))
+    tokenizer.save_pretrained(os.path.join(outdir, "llm"))
+    return outdir
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir")
     parser.add_argument("--encoder", choices=ENCODER_KINDS, default="seamless")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--head-dim", type=int, default=12, help="the LLM's attention head size (vLLM on CPU: 32+)")
+    parser.add_argument("--parts", action="store_true",
+                        help="write the two parts instead (OUTDIR/encoder: a SeamlessM4T-v2 checkpoint, OUTDIR/llm: the "
+                             "LLM and tokenizer), to compose from as train.py does for a paper's config")
     args = parser.parse_args()
-    model, processor = build_tiny(args.encoder, args.seed, args.head_dim)
+    model, processor = build_tiny("seamless" if args.parts else args.encoder, args.seed, args.head_dim)
+    if args.parts:
+        print(f"wrote tiny random parts to {save_parts(model, processor.tokenizer, args.outdir)}/{{encoder,llm}}")
+        return
     model.save_pretrained(args.outdir)
     processor.save_pretrained(args.outdir)
     size = sum(os.path.getsize(os.path.join(args.outdir, f)) for f in os.listdir(args.outdir))

@@ -362,15 +362,13 @@ def test_lora_targets_only_the_language_model_and_survives_save_merge(tiny, tmp_
 
 
 def save_parts(model, tokenizer, tmp_path):
-    """A full SeamlessM4T-v2 checkpoint (speech encoder under `speech_encoder.`) and a causal LM with tokenizer."""
-    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4Tv2Model
+    """The two parts (tmp_path/encoder, tmp_path/llm); the full SeamlessM4T-v2 model whose encoder they hold."""
+    from transformers import SeamlessM4Tv2Model
 
-    encoder_full = SeamlessM4Tv2Model(model.config.encoder_config)
-    encoder_full.save_pretrained(tmp_path / "encoder")
-    SeamlessM4TFeatureExtractor().save_pretrained(tmp_path / "encoder")
-    model.language_model.save_pretrained(tmp_path / "llm")
-    tokenizer.save_pretrained(tmp_path / "llm")
-    return encoder_full
+    from scripts.make_tiny_checkpoint import save_parts as save_tiny_parts
+
+    save_tiny_parts(model, tokenizer, tmp_path)
+    return SeamlessM4Tv2Model.from_pretrained(tmp_path / "encoder")
 
 
 TINY_MAPPER = dict(encoder_layer=2, mapper_widths=[32, 40], mapper_ffn_dim=64, mapper_heads=4, mapper_layers_per_block=1)

@@ -15,6 +15,9 @@ a mapping):
      "translations": "synthesis/annotations/speechocean762-train.translations.jsonl"}
                                                             its clips as ST rows (list it again without "translations"
                                                             for its ASR rows); "questions" gives SQA rows
+    {"path": "fixie-ai/covost2", "config": "en_de", "text_column": "sentence", "translation_column": "translation",
+     "task": "st", "target_language": "de"}                 a corpus of one task and language pair: every row's
+                                                            task and target language given once
     {"path": "outputs/fakacl-v2/train.jsonl", "where": {"question_type": "generated"}, "weight": 2}
                                                             only the rows whose columns hold these values (a
                                                             share of the mix raised or lowered by listing them again)
@@ -89,6 +92,10 @@ class DataSource:
     # of the stage that reads audio every step (C, joint); stage A caches each clip's features once, evaluation
     # scores the recordings as they are.
     augment: float = 0.0
+    # Constants for corpora of one task or one language pair whose rows do not say it (e.g. CoVoST 2's en_de
+    # configuration: every row an ST row into German): the task and target language of every row.
+    task: str | None = None
+    target_language: str | None = None
 
     @property
     def name(self) -> str:
@@ -98,6 +105,18 @@ class DataSource:
 
     def is_manifest(self) -> bool:
         return os.path.isfile(self.path)
+
+
+def with_stand_in(spec, stand_ins: dict[str, str]):
+    """The source `spec` with its path replaced where `stand_ins` names it (Hub id or path → a local stand-in), every
+    other option kept: a recipe's data swapped for small local copies by a flag, so that its options are exercised."""
+    if not stand_ins:
+        return spec
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):
+        spec = json.loads(spec)
+    if isinstance(spec, dict):
+        return {**spec, "path": stand_ins.get(spec.get("path"), spec.get("path"))}
+    return stand_ins.get(spec, spec)
 
 
 def parse_source(spec, **defaults) -> DataSource:
@@ -270,6 +289,10 @@ def map_columns(dataset, source: DataSource):
         dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
     if source.speakers != "all":
         dataset = keep_speakers(dataset, source, columns)
+    for column, value in (("task", source.task), ("tgt_lang", source.target_language)):
+        if value is not None:
+            dataset = dataset.remove_columns(column) if column in columns else dataset
+            dataset = dataset.map(lambda row, column=column, value=value: {column: value})
     if source.text_case == "sentence" and "transcript" in columns:
         dataset = dataset.map(lambda row: {"transcript": sentence_case(row["transcript"])})
     return dataset
