@@ -2,6 +2,7 @@
 
     python scripts/make_tiny_checkpoint.py OUTDIR [--encoder seamless|whisper|w2v-bert] [--seed 0] [--head-dim 12]
     python scripts/make_tiny_checkpoint.py OUTDIR --parts     # its encoder and LLM as two parts, to compose from
+    python scripts/make_tiny_checkpoint.py OUTDIR --tts       # a SeamlessM4T-v2 text-to-speech stand-in
 
 Its outputs are noise: the weights are random. Everything is built offline (the tokenizer is trained here).
 """
@@ -158,6 +159,56 @@ def build_tiny(kind: str = "seamless", seed: int = 0, head_dim: int = 12):
     return model, SpeechLLMProcessor.for_model_config(feature_extractor, tokenizer, config)
 
 
+def build_tiny_seamless_tts(seed: int = 0):
+    """(model, processor) of a tiny random SeamlessM4T-v2 text-to-speech checkpoint (text encoder and decoder,
+    text-to-unit model, vocoder with 4 speakers), its generation config holding the tables generate() reads for
+    English; it speaks noise at the real model's 16 kHz (synthesis/seamless_tts.py)."""
+    from transformers import (
+        SeamlessM4TFeatureExtractor,
+        SeamlessM4TProcessor,
+        SeamlessM4TTokenizerFast,
+        SeamlessM4Tv2ForTextToSpeech,
+    )
+
+    torch.manual_seed(seed)
+    special = ["<pad>", "<unk>", "<s>", "</s>", "__eng__"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    bpe.train_from_iterator(CORPUS * 4, trainers.BpeTrainer(vocab_size=160, special_tokens=special, show_progress=False))
+    tokenizer = SeamlessM4TTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                         pad_token="<pad>", src_lang="eng", tgt_lang="eng", additional_special_tokens=["__eng__"])
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in
+           (("pad", "<pad>"), ("bos", "<s>"), ("eos", "</s>"), ("eng", "__eng__"))}
+    config = SeamlessM4Tv2Config(
+        vocab_size=len(tokenizer), hidden_size=32, max_position_embeddings=128,
+        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, speech_encoder_layers=1, speech_encoder_attention_heads=2,
+        speech_encoder_intermediate_size=32, feature_projection_input_dim=160, add_adapter=False,
+        t2u_vocab_size=24, char_vocab_size=64, t2u_encoder_layers=1, t2u_decoder_layers=1, t2u_encoder_ffn_dim=32,
+        t2u_decoder_ffn_dim=32, t2u_encoder_attention_heads=2, t2u_decoder_attention_heads=2, t2u_max_position_embeddings=512,
+        t2u_variance_predictor_embed_dim=32, t2u_variance_predictor_hidden_dim=16,
+        # every unit a random text-to-unit model picks must be one the vocoder has: no offset for control symbols
+        unit_hifi_gan_vocab_size=24, vocoder_offset=0,
+        unit_embed_dim=16, lang_embed_dim=8, spkr_embed_dim=8, vocoder_num_langs=2, vocoder_num_spkrs=4,
+        upsample_initial_channel=64,  # the real five upsampling layers (320 samples a unit), each halving the channels
+        pad_token_id=ids["pad"], bos_token_id=ids["bos"], eos_token_id=ids["eos"], decoder_start_token_id=ids["eos"],
+    )
+    model = SeamlessM4Tv2ForTextToSpeech(config).eval()
+    generation = model.generation_config
+    vocabulary = tokenizer.get_vocab()
+    characters = sorted({character for token in vocabulary for character in token})
+    tables = dict(  # the keys the real checkpoint's generation_config.json holds (GenerationConfig.update skips new ones)
+        text_decoder_lang_to_code_id={"eng": ids["eng"]}, t2u_lang_code_to_id={"eng": 0}, vocoder_lang_code_to_id={"eng": 0},
+        id_to_text={str(index): token for token, index in vocabulary.items()},
+        char_to_id={character: 4 + index for index, character in enumerate(characters[: config.char_vocab_size - 4])},
+        pad_token_id=ids["pad"], bos_token_id=ids["bos"], eos_token_id=ids["eos"], decoder_start_token_id=ids["eos"],
+    )
+    for key, value in tables.items():
+        setattr(generation, key, value)
+    generation._from_model_config = False  # else loading it drops every key a model config lacks, these tables too
+    return model, SeamlessM4TProcessor(feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=tokenizer)
+
+
 def save_parts(model, tokenizer, outdir) -> str:
     """A speechllm checkpoint's two pretrained parts as they come from the Hub: a full SeamlessM4T-v2 checkpoint (speech
     encoder under `speech_encoder.`, with its feature extractor) in OUTDIR/encoder, and the causal LM with its
@@ -179,10 +230,18 @@ def main():
     parser.add_argument("--encoder", choices=ENCODER_KINDS, default="seamless")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--head-dim", type=int, default=12, help="the LLM's attention head size (vLLM on CPU: 32+)")
+    parser.add_argument("--tts", action="store_true",
+                        help="write a tiny SeamlessM4T-v2 text-to-speech checkpoint instead (synthesis --seamless_tts)")
     parser.add_argument("--parts", action="store_true",
                         help="write the two parts instead (OUTDIR/encoder: a SeamlessM4T-v2 checkpoint, OUTDIR/llm: the "
                              "LLM and tokenizer), to compose from as train.py does for a paper's config")
     args = parser.parse_args()
+    if args.tts:
+        model, processor = build_tiny_seamless_tts(args.seed)
+        model.save_pretrained(args.outdir)
+        processor.save_pretrained(args.outdir)
+        print(f"wrote a tiny random SeamlessM4T-v2 text-to-speech checkpoint to {args.outdir}")
+        return
     model, processor = build_tiny("seamless" if args.parts else args.encoder, args.seed, args.head_dim)
     if args.parts:
         print(f"wrote tiny random parts to {save_parts(model, processor.tokenizer, args.outdir)}/{{encoder,llm}}")

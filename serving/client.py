@@ -52,13 +52,14 @@ def free_port() -> int:
 class Server:
     """vLLM's OpenAI server on an exported checkpoint, in its own process group (engine core and worker included)."""
 
-    def __init__(self, model_dir: str, dtype: str = "float32", log_path: str | None = None, extra: list[str] = ()):
+    def __init__(self, model_dir: str, dtype: str = "float32", log_path: str | None = None, extra: list[str] = (),
+                 served_name: str = "speechllm", speech: bool = True):
         from serving.serve import server_command, server_environment
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or os.path.join(model_dir, f"server-{self.port}.log")
-        command = server_command(model_dir, "127.0.0.1", self.port, dtype, "speechllm", list(extra))
+        command = server_command(model_dir, "127.0.0.1", self.port, dtype, served_name, list(extra), speech)
         self.log = open(self.log_path, "w")  # noqa: SIM115 (open while the server runs; closed by stop())
         self.process = subprocess.Popen(
             command, stdout=self.log, stderr=subprocess.STDOUT, env=server_environment(), start_new_session=True

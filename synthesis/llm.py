@@ -76,3 +76,34 @@ def load_writer(name: str = DEFAULT_WRITER) -> InstructLLM:
 
     model_dir = parts.part(name)
     return InstructLLM(model_dir, model_dir + "-ct2-int8")
+
+
+def add_writer_options(parser, writer_help: str = "the local LLM that writes (synthesis.llm.WRITERS)"):
+    """--writer (a local model) or --llm_endpoint URL --llm_model NAME (any OpenAI-compatible server)."""
+    parser.add_argument("--writer", choices=list(WRITERS), default=None, help=writer_help)
+    add_endpoint_options(parser)
+
+
+def add_endpoint_options(parser):
+    parser.add_argument("--llm_endpoint", help="an OpenAI-compatible server's URL (e.g. http://HOST:8000/v1): write "
+                                               "through it instead of a local model (synthesis/endpoint.py)")
+    parser.add_argument("--llm_model", help="the model name the endpoint serves (needed with --llm_endpoint)")
+    parser.add_argument("--llm_concurrency", type=int, default=8, help="requests in flight at the endpoint")
+
+
+def writer_from_args(args):
+    """The LLM the options name: the endpoint's model, or a local one (DEFAULT_WRITER unless --writer)."""
+    if args.llm_endpoint and getattr(args, "writer", None):
+        raise SystemExit("give --writer (a local model) or --llm_endpoint (a server), not both")
+    return endpoint_from_args(args) or load_writer(args.writer or DEFAULT_WRITER)
+
+
+def endpoint_from_args(args):
+    """The endpoint's LLM where --llm_endpoint is given, else None."""
+    if not args.llm_endpoint:
+        return None
+    if not args.llm_model:
+        raise SystemExit("--llm_endpoint needs --llm_model: the name the server serves the model under")
+    from synthesis.endpoint import EndpointLLM
+
+    return EndpointLLM(args.llm_endpoint, args.llm_model, concurrency=args.llm_concurrency)

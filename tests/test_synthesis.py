@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -326,3 +327,55 @@ def test_speech_kept_in_the_cache_stays_intelligible_to_whisper(tmp_path):
     original = wer.compute(predictions=transcriber(spoken), references=sentences)["wer"]
     restored = wer.compute(predictions=transcriber(kept), references=sentences)["wer"]
     assert restored <= original + 0.05, (original, restored)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SeamlessM4T-v2's own voice (the 2026 paper's), from a tiny random checkpoint
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seamless_tts(tmp_path_factory):
+    from scripts.make_tiny_checkpoint import build_tiny_seamless_tts
+
+    model, processor = build_tiny_seamless_tts()
+    path = str(tmp_path_factory.mktemp("seamless-tts"))
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def test_seamless_tts_speaks_16k_audio_in_each_vocoder_speaker(seamless_tts):
+    from synthesis.seamless_tts import SeamlessTTSEngine
+    from synthesis.speak import Speaker, Voice
+
+    engine = SeamlessTTSEngine(seamless_tts)
+    samples, rate = engine.speak("the quick brown fox", Voice("seamless", "1", 1.0))
+    assert rate == 16000 and samples.dtype == np.float32 and samples.ndim == 1
+    assert len(samples) > 0 and len(samples) % 320 == 0  # whole units: the vocoder upsamples each unit 5·4·4·2·2 times
+    assert np.all(np.isfinite(samples)) and samples.std() > 0
+    other, _ = engine.speak("the quick brown fox", Voice("seamless", "2", 1.0))
+    assert not np.array_equal(samples[: len(other)], other[: len(samples)])  # the speaker embedding changes the sound
+    # through the Speaker, as a build speaks: the checkpoint chosen by the engine's options
+    spoken = Speaker({"seamless": {"model_name_or_path": seamless_tts}}).speak("the quick brown fox", Voice("seamless", "1", 1.0))
+    assert np.array_equal(spoken, samples)
+    with pytest.raises(ValueError, match="speakers 0..3"):
+        engine.speak("the fox", Voice("seamless", "7", 1.0))
+
+
+def test_a_v2_seamless_build_speaks_with_the_checkpoints_speakers_and_holds_some_out(tmp_path, seamless_tts):
+    from synthesis.speak import split_seamless_voices
+
+    options = {"seamless": {"model_name_or_path": seamless_tts}}
+    train_voices, test_voices = split_seamless_voices(options)
+    assert sorted(int(v.name) for v in train_voices + test_voices) == [0, 1, 2, 3] and test_voices and train_voices
+    path, talks = talks_file(tmp_path, count=6)
+    out = tmp_path / "seamless"
+    build(str(out), seed=0, held_out_fraction=0.2, version="v2-seamless", texts=genre_texts(talks), limit=4,
+          engine_options=options)
+    rows = [json.loads(line) for name in ("train.jsonl", "test.jsonl") if (out / name).exists()
+            for line in (out / name).read_text().splitlines()]
+    assert rows and all(row["voice"].startswith("seamless:") for row in rows)
+    for row in rows:
+        info = soundfile.info(out / row["audio"])
+        assert info.samplerate == 16000 and info.frames > 0
