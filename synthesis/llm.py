@@ -89,6 +89,8 @@ def add_endpoint_options(parser):
                                                "through it instead of a local model (synthesis/endpoint.py)")
     parser.add_argument("--llm_model", help="the model name the endpoint serves (needed with --llm_endpoint)")
     parser.add_argument("--llm_concurrency", type=int, default=8, help="requests in flight at the endpoint")
+    parser.add_argument("--llm_retries", type=int, default=5, help="retries of a failed request (with backoff) before the "
+                                                                   "build stops; it resumes from its caches")
 
 
 def writer_from_args(args):
@@ -106,4 +108,4 @@ def endpoint_from_args(args):
         raise SystemExit("--llm_endpoint needs --llm_model: the name the server serves the model under")
     from synthesis.endpoint import EndpointLLM
 
-    return EndpointLLM(args.llm_endpoint, args.llm_model, concurrency=args.llm_concurrency)
+    return EndpointLLM(args.llm_endpoint, args.llm_model, concurrency=args.llm_concurrency, max_retries=args.llm_retries)

@@ -111,13 +111,14 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_new_tokens", type=int, default=160)
+    parser.add_argument("--limit", type=int, help="only the first N talks (of the subfields × angles in order)")
     add_endpoint_options(parser)
     args = parser.parse_args(argv)
     done = set()
     if os.path.exists(args.output):
         with open(args.output) as handle:
             done = {json.loads(line)["id"] for line in handle if line.strip()}
-    todo = [r for r in talk_requests(args.per_topic) if r["id"] not in done]
+    todo = [r for r in talk_requests(args.per_topic)[: args.limit] if r["id"] not in done]
     print(f"{len(done)} talks already written, {len(todo)} to write")
     if not todo:
         return

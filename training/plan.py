@@ -34,6 +34,8 @@ ENCODER_FRAMES_PER_SECOND = 50
 # Text tokens around the speech in one example (chat template, instruction, answer), and tokens per second of speech
 # in a transcript or translation: rough means of the papers' data, stated in the printout.
 PROMPT_TOKENS = 40
+# Below this, a step's FLOPs no longer say how long it takes (fixed costs per step dominate).
+LATENCY_BOUND_STEP = 0.1
 TOKENS_PER_SECOND = 3.5
 
 
@@ -290,6 +292,10 @@ def print_plan(path: str, recipe, args, plan: Plan, gpus: int, gpu: str, utilisa
           f"accumulated × {gpus} GPUs) of {seconds:g} s of speech each, {flops / 1e15:.2f} PFLOP a step; at "
           f"{utilisation:.0%} of the {gpu}'s {GPU_PEAK_BF16[gpu] / 1e12:.0f} TFLOP/s bf16 peak:")
     print(f"  one step ≈ {duration_text(step)}; {args.max_steps:,} steps ≈ {duration_text(step * args.max_steps)}")
+    if step < LATENCY_BOUND_STEP:
+        print(f"  (a step of under {duration_text(LATENCY_BOUND_STEP)} of FLOPs is bound by latency — data loading, kernel "
+              "launches, the optimizer — not by FLOPs: take this as a floor, and the papers' own times in "
+              "docs/training.md as the likelier figure)")
     if plan.stage == "mapper":
         print(f"  + caching the encoder features, once a clip however many epochs: ≈ "
               f"{duration_text(caching_flops(counts, 1000 * 3600) / rate)} for every 1,000 h of audio")
