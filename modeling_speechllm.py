@@ -149,6 +149,8 @@ class SpeechEncoder(nn.Module):
         return hidden_states[index]
 
     def forward(self, input_features: torch.Tensor, input_features_mask: torch.Tensor):
+        # The processor's features are float32; a model loaded with dtype=torch.bfloat16 takes them in its own dtype.
+        input_features = input_features.to(next(self.encoder.parameters()).dtype)
         with torch.no_grad():
             outputs = self.encoder(
                 input_features, attention_mask=input_features_mask, output_hidden_states=True, return_dict=True
