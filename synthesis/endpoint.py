@@ -11,6 +11,7 @@ chunk already answered is in the build's cache, and the same command resumes aft
 
 import functools
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 # Characters per token of English text for the byte-level BPE vocabularies of current instruct LLMs, rounded down:
@@ -64,11 +65,14 @@ class EndpointLLM:
 def stops_with_one_line(main):
     """A command's main that ends with the EndpointError's line, not a traceback from inside the HTTP client."""
 
+    module = sys.modules.get(main.__module__)
+    name = module.__spec__.name if getattr(module, "__spec__", None) else main.__module__  # not "__main__" under -m
+
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except EndpointError as error:
-            raise SystemExit(f"{main.__module__}: {error}") from None
+            raise SystemExit(f"{name}: {error}") from None
 
     return wrapped

@@ -55,19 +55,19 @@ def test_talks_questions_and_translations_come_through_the_endpoint_checked_by_t
 
     llm = EndpointLLM(endpoint, WRITER, concurrency=4)
     asked = tmp_path / "questions.jsonl"
-    questions.build(llm, TEXTS + chunks[:2], str(asked))
+    questions.build(llm, TEXTS[:3] + chunks[:1], str(asked))
     rows = read_rows(str(asked))
     committed = read_rows(questions.QUESTIONS)[0]
-    assert len(rows) == len(TEXTS) + len(chunks[:2]) and all(set(row) == set(committed) for row in rows)
+    assert len(rows) == 4 and all(set(row) == set(committed) for row in rows)
     kept = [(row["text"], pair) for row in rows for pair in row["questions"]]
     assert len(kept) >= 2, rows  # the one-shot format is followed, and answers are said in the text
     assert all(questions.problem(pair, text) == "" for text, pair in kept)
 
     translated = tmp_path / "translations.jsonl"
-    translation.build(translation.Translator(llm), TEXTS[:2], str(translated))
+    translation.build(translation.Translator(llm), TEXTS[1:2], str(translated))
     rows = read_rows(str(translated))
-    assert [row["text"] for row in rows] == TEXTS[:2]
-    assert sum(language in row for row in rows for language in translation.LANGUAGES) >= 2  # kept by the checks
+    assert [row["text"] for row in rows] == TEXTS[1:2]
+    assert sum(language in row for row in rows for language in translation.LANGUAGES) >= 1  # kept by the checks
     dropped = read_rows(translation.dropped_path(str(translated))) if os.path.exists(translation.dropped_path(str(translated))) else []
     assert all(row["reason"] for row in dropped)
 
