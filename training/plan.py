@@ -210,7 +210,7 @@ def check_source(spec, defaults: dict) -> str:
     reads = f"config {source.config}, split {source.split}" + (f", columns {columns}" if columns else "")
     if os.path.exists(source.path):
         return f"found    {source.path}" + ("" if source.is_manifest() else f" ({reads})")
-    if not looks_like_hub_id(source.path):
+    if not looks_like_hub_id(source.path) or os.path.isdir(source.path.split("/")[0]):  # outputs/x: a local path
         return f"MISSING  {source.path}: make it first (docs/training.md, 'Training at the papers' scale')"
     reached = reach_hub_dataset(source.path)
     if reached is None:
@@ -326,7 +326,11 @@ def main(argv: list[str] | None = None):
 
     recipe, training_args = parse_arguments([args.config, "--report_to", "none"])
     gpus = args.gpus * args.nodes
-    plan = plan_stage(recipe, training_args)
+    try:
+        plan = plan_stage(recipe, training_args)
+    except OSError as error:  # a starting checkpoint not built yet, or a part's config neither kept nor reachable
+        raise SystemExit(f"training.plan: cannot read the model's config ({str(error).splitlines()[0]}); build the "
+                         "starting checkpoint first, or name the parts (encoder_name_or_path, llm_name_or_path)") from None
     print_plan(args.config, recipe, training_args, plan, gpus, args.gpu, args.utilisation, args.seconds_per_example)
     return plan
 
