@@ -53,8 +53,8 @@ def test_each_stage_builds_at_full_size_with_the_papers_parts(path):
         assert config.text_config.model_type == "qwen3" and config.text_config.hidden_size == 2560
         assert config.mapper_strides == [1, 4] and config.ctc_head_kind == "vocabulary"
         assert counts.ctc_head == 1024 * 151936 + 151936  # over the whole vocabulary, after block 1
-        stated = open(os.path.join(os.path.dirname(path), "stage_a.yaml")).read()
-        assert "this mapper at 265.8 M" in stated and round(counts.mapper / 1e5) == 2658  # the count stage A states
+        stated = open(os.path.join(os.path.dirname(path), "model.yaml")).read()
+        assert "this mapper at 265.8 M" in stated and round(counts.mapper / 1e5) == 2658  # the count its model states
     if recipe.stage == "mapper":
         assert stage.trainable == counts.mapper + counts.ctc_head
     else:

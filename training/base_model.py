@@ -5,7 +5,7 @@ A paper's config names its parts instead of a built checkpoint (configs/iwslt202
 
     encoder_name_or_path: facebook/seamless-m4t-v2-large
     llm_name_or_path: meta-llama/Llama-3.1-8B-Instruct
-    model_config: {encoder_layer: 24, frame_average: 3, mapper_strides: [2, 2], ...}
+    model_config: configs/iwslt2025/model.yaml   # {encoder_layer: 24, frame_average: 3, mapper_strides: [2, 2], ...}
 
 train.py composes it once (scripts/build_from_parts.py's code: reserved tokens for the placeholder and the stage-A
 pad, a fresh SpeechMapper) into a directory beside the stage's output, named by a hash of the parts and values, so
@@ -26,9 +26,17 @@ KEPT_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 def parse_model_config(values) -> dict:
-    """`model_config` as given: a mapping (from a YAML file) or its JSON text (from a flag), or nothing."""
+    """`model_config` as given: a mapping (from a YAML file), its JSON text (from a flag), a YAML/JSON file of it (one
+    file that a recipe's stages share), or nothing."""
     if values is None or isinstance(values, dict):
         return dict(values or {})
+    if values.endswith((".yaml", ".yml", ".json")):
+        if not os.path.isfile(values):
+            raise SystemExit(f"train.py: --model_config {values} does not exist")
+        with open(values) as handle:
+            import yaml
+
+            return parse_model_config(yaml.safe_load(handle))  # JSON is YAML too
     try:
         parsed = json.loads(values)
     except json.JSONDecodeError as error:
