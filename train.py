@@ -411,7 +411,7 @@ def attach_lora(model, recipe):
 
 
 def cpu_has_fast_bf16() -> bool:
-    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return pipeline_speechllm.native_cpu_dtype() == torch.bfloat16
 
 
 def fall_back_from_emulated_bf16(args: TrainingArguments) -> None:

@@ -71,7 +71,10 @@ def test_the_main_job_transcribes_the_real_recording_in_a_fresh_process(default_
 
     import pipeline_speechllm  # noqa: F401
 
-    local = pipeline("speech-instruct", model=default_dir)
+    from pipeline_speechllm import native_cpu_dtype
+
+    assert f"({str(native_cpu_dtype()).removeprefix('torch.')})" in result.stdout  # the precision it chose, said
+    local = pipeline("speech-instruct", model=default_dir, dtype=native_cpu_dtype())
     assert answers["transcription"] == local(ARCTIC.audio, task="transcribe", max_new_tokens=48)
     assert answers["transcription"].strip()
 
