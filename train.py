@@ -218,8 +218,7 @@ def read_config_file(path: str) -> dict:
 
 
 def resolve_starting_checkpoint(recipe, args) -> None:
-    """`model_name_or_path`, composed from the recipe's parts where it names parts instead (training/base_model.py);
-    the data sources with their stand-ins in place."""
+    """`model_name_or_path`, composed from the recipe's parts where it names parts instead (training/base_model.py)."""
     parts = (recipe.encoder_name_or_path, recipe.llm_name_or_path)
     if recipe.model_name_or_path and any(parts):
         raise SystemExit("train.py: give --model_name_or_path, or --encoder_name_or_path and --llm_name_or_path, not both")
@@ -232,6 +231,10 @@ def resolve_starting_checkpoint(recipe, args) -> None:
             recipe.model_name_or_path = compose_base_model(
                 *parts, parse_model_config(recipe.model_config), args.output_dir, dtype
             )
+
+
+def put_stand_ins_in_place(recipe) -> None:
+    """The data sources, each one `--stand_in` names replaced by its local copy (its other options kept)."""
     if recipe.train_file is None:
         raise SystemExit("train.py: --train_file is required (one or more data sources)")
     stand_ins = dict(parse_stand_in(entry) for entry in recipe.stand_in or [])
@@ -432,6 +435,7 @@ def main(argv: list[str] | None = None, callbacks=None):
     transformers.utils.logging.set_verbosity_warning()
     transformers.set_seed(args.seed)  # before any weight is created: new LoRA adapters draw from the RNG
     resolve_starting_checkpoint(recipe, args)
+    put_stand_ins_in_place(recipe)
     processor = SpeechLLMProcessor.from_pretrained(recipe.model_name_or_path)
     parts = mapper_stage(recipe, args, processor) if recipe.stage == "mapper" else instruction_stage(recipe, args, processor)
     # the whole processor, so that every checkpoint-N directory also loads in the pipeline

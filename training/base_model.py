@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import socket
 
 import torch
 
@@ -63,8 +65,15 @@ def compose_base_model(encoder: str, llm: str, model_config: dict, output_dir: s
 
     logger.warning("composing the base checkpoint from %s and %s into %s (once)", encoder, llm, path)
     model, processor = build_from_parts(encoder, llm, dtype=getattr(torch, dtype), **model_config)
-    partial = path + ".partial"
+    # Each node's first process composes it; on a filesystem the nodes share, they race: each writes its own copy and
+    # the first rename wins.
+    partial = f"{path}.partial-{socket.gethostname()}-{os.getpid()}"
     model.save_pretrained(partial)
     processor.save_pretrained(partial)
-    os.replace(partial, path)
+    try:
+        os.replace(partial, path)
+    except OSError:
+        if not os.path.exists(os.path.join(path, "config.json")):
+            raise
+        shutil.rmtree(partial)  # another node's copy of the same parts and values is in place
     return path
