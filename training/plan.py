@@ -250,6 +250,7 @@ class Plan:
     replicated: int
     held: int
     trainable: int
+    trains_ctc_head: bool
 
 
 def plan_stage(recipe, args) -> Plan:
@@ -259,8 +260,8 @@ def plan_stage(recipe, args) -> Plan:
         lora = {"r": recipe.lora_r, "lora_alpha": recipe.lora_alpha, "lora_dropout": recipe.lora_dropout}
     counts = ModuleCounts.of(meta_model(config, lora))
     joint_ctc = recipe.joint_ctc_weight if recipe.joint_ctc_weight is not None else config.joint_ctc_weight
-    trains_ctc_head = recipe.stage == "joint" and counts.ctc_head > 0 and joint_ctc > 0
-    return Plan(config, counts, recipe.stage, *stage_parameters(counts, recipe.stage, trains_ctc_head))
+    trains_ctc_head = counts.ctc_head > 0 and (recipe.stage == "mapper" or (recipe.stage == "joint" and joint_ctc > 0))
+    return Plan(config, counts, recipe.stage, *stage_parameters(counts, recipe.stage, trains_ctc_head), trains_ctc_head)
 
 
 def print_plan(path: str, recipe, args, plan: Plan, gpus: int, gpu: str, utilisation: float, seconds: float):
@@ -268,14 +269,14 @@ def print_plan(path: str, recipe, args, plan: Plan, gpus: int, gpu: str, utilisa
     print(f"{path}: stage {plan.stage} ({recipe.encoder_name_or_path or recipe.model_name_or_path} → "
           f"{recipe.llm_name_or_path or 'its LLM'}), {gpus} × {gpu}\n")
     print("| module | parameters | trained in this stage |\n| --- | ---: | --- |")
-    trained = {"mapper": ("mapper", "ctc head"), "text": ("lora",), "joint": ("mapper", "lora")}[plan.stage]
+    trained = {"mapper": ("mapper",), "text": ("lora",), "joint": ("mapper", "lora")}[plan.stage]
+    trained += ("ctc head",) if plan.trains_ctc_head else ()
     rows = [("speech encoder", counts.encoder, "encoder"), ("SpeechMapper", counts.mapper, "mapper"),
             ("CTC head", counts.ctc_head, "ctc head"), ("LLM", counts.llm, "llm"), ("LoRA", counts.lora, "lora")]
     not_loaded = {"encoder": "not loaded: its features are cached once", "llm": "its embedding table only (the targets)"}
     for name, number, key in rows:
         if number:
-            is_trained = key in trained or (key == "ctc head" and plan.trainable > counts.mapper + counts.lora)
-            state = "yes" if is_trained else (not_loaded.get(key, "frozen") if plan.stage == "mapper" else "frozen")
+            state = "yes" if key in trained else (not_loaded.get(key, "frozen") if plan.stage == "mapper" else "frozen")
             print(f"| {name} | {number / 1e6:,.1f} M | {state} |")
     print(f"\nSpeechMapper: {counts.mapper / 1e6:.1f} M parameters (widths {config.mapper_widths}, strides "
           f"{config.mapper_strides}, {config.mapper_layers_per_block} layers a block, into the LLM's {config.text_config.hidden_size})\n")
