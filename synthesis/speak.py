@@ -99,14 +99,20 @@ def shipped_voices(measured: dict[str, float] | None = None, max_wer: float | No
 HELD_OUT_SPEAKER_FRACTION = 0.25
 
 
+def is_held_out_speaker(name: str) -> bool:
+    """A fixed share of speakers, by a hash of the speaker's name: the same on every machine."""
+    import hashlib
+
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELD_OUT_SPEAKER_FRACTION
+
+
 def split_shipped_voices() -> tuple[list[Voice], list[Voice]]:
     """Training and held-out voices of fakACL v2: whole Kokoro pseudo-speakers chosen by a hash of their name
     (5 of the 31 shipped), and one Piper speed, never heard in training."""
-    import hashlib
 
     def held_out(voice: Voice) -> bool:
         if voice.engine == "kokoro":
-            return int(hashlib.sha1(voice.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELD_OUT_SPEAKER_FRACTION
+            return is_held_out_speaker(voice.name)
         return voice.engine == "piper" and voice.speed == 1.05
 
     voices = shipped_voices()
@@ -123,8 +129,6 @@ def split_voices(voices: list[Voice]) -> tuple[list[Voice], list[Voice]]:
 def split_seamless_voices(engine_options: dict | None = None) -> tuple[list[Voice], list[Voice]]:
     """Training and held-out voices of SeamlessM4T-v2's unit vocoder (its config's speakers: 200 in the large model),
     whole speakers held out by a hash of their id. Only the checkpoint's config is read here."""
-    import hashlib
-
     from transformers import AutoConfig
 
     from synthesis.seamless_tts import DEFAULT_MODEL
@@ -132,7 +136,7 @@ def split_seamless_voices(engine_options: dict | None = None) -> tuple[list[Voic
     model = (engine_options or {}).get("seamless", {}).get("model_name_or_path") or DEFAULT_MODEL
     speakers = AutoConfig.from_pretrained(model).vocoder_num_spkrs
     voices = [Voice("seamless", str(speaker), 1.0) for speaker in range(speakers)]
-    held = [v for v in voices if int(hashlib.sha1(v.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELD_OUT_SPEAKER_FRACTION]
+    held = [v for v in voices if is_held_out_speaker(v.name)]
     return [v for v in voices if v not in held], held
 
 
